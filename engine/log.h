@@ -1,0 +1,19 @@
+/* log.h - log lines with key=value fields, to stderr.
+ *
+ *   mf_log(MF_LOG_INFO, "event=store mailbox=%s folder=%s", ...);
+ *
+ * Thread-safe (one line is written with one write()). Never pass a secret:
+ * the drivers' structs keep secrets in fields that are never formatted. */
+#ifndef MF_LOG_H
+#define MF_LOG_H
+
+enum mf_log_level { MF_LOG_DEBUG, MF_LOG_INFO, MF_LOG_WARN, MF_LOG_ERROR };
+
+void mf_log_set_level(enum mf_log_level lvl);
+void mf_log(enum mf_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Quote a value for a key=value field if it needs it ("a b" -> "\"a b\"").
+ * Writes into buf (always NUL-terminated) and returns buf. */
+const char *mf_log_quote(const char *value, char *buf, unsigned size);
+
+#endif

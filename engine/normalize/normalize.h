@@ -1,0 +1,60 @@
+/* normalize.h - turn a source message into bytes the sink accepts.
+ *
+ * Pure functions: bytes + options in, bytes + a record of what changed out.
+ * No I/O, no globals, safe to call from any thread, fuzzable in isolation.
+ * A message that needs no change comes out byte for byte as it went in.
+ */
+#ifndef MF_NORMALIZE_H
+#define MF_NORMALIZE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../error.h"
+
+/* Kinds of change, as a bit set; each is counted in the report by name. */
+enum mf_norm_change {
+	MF_NORM_LINE_ENDINGS = 1u << 0,  /* line ends converted (CRLF <-> LF) */
+	MF_NORM_BARE_CR = 1u << 1,       /* lone CR bytes turned into line ends */
+	MF_NORM_NUL = 1u << 2,           /* NUL bytes removed */
+	MF_NORM_LONG_LINES = 1u << 3,    /* a part re-encoded for line length */
+	MF_NORM_MESSAGE_ID = 1u << 4,    /* deterministic Message-ID added */
+	MF_NORM_DATE = 1u << 5,          /* Date added from the internal date */
+	MF_NORM_TNEF = 1u << 6,          /* winmail.dat decoded into MIME */
+	MF_NORM_TNEF_FAILED = 1u << 7,   /* TNEF found but not decodable: kept */
+	MF_NORM_DNT_DROPPED = 1u << 8,   /* Disposition-Notification-To dropped */
+};
+#define MF_NORM_NKINDS 9
+/* "line-endings", "bare-cr", ... for bit index i (0..MF_NORM_NKINDS-1). */
+const char *mf_norm_kind_name(unsigned bit_index);
+
+enum mf_tnef_mode { MF_TNEF_DECODE = 0, MF_TNEF_KEEP = 1 };
+
+struct mf_norm_opts {
+	bool crlf;            /* CRLF line ends (true) or LF (false) */
+	size_t max_line;      /* longest line the sink takes, 0 = no limit */
+	bool add_message_id;  /* add a content-derived Message-ID if missing */
+	bool add_date;        /* add Date from idate if missing */
+	bool drop_dnt;        /* drop Disposition-Notification-To */
+	enum mf_tnef_mode tnef;
+};
+
+struct mf_norm_result {
+	unsigned char *data; /* malloc'd output; caller frees */
+	size_t len;
+	unsigned changes;    /* MF_NORM_* bits */
+	char note[256];      /* why something was not done (e.g. TNEF failure) */
+};
+
+/* Normalize `in` (len bytes, borrowed). On success fills `res` (res->data
+ * owned by the caller) and returns 0. Returns MF_ENOMEM only: a message
+ * that cannot be improved is passed through unchanged with a note. */
+int mf_normalize(const struct mf_norm_opts *opts, const unsigned char *in, size_t len,
+		 int64_t idate, struct mf_norm_result *res);
+
+/* The Message-ID header's value (without folding, angle brackets kept),
+ * malloc'd, or NULL if there is none. Only the header block is read. */
+char *mf_header_message_id(const unsigned char *msg, size_t len);
+
+#endif

@@ -1,0 +1,75 @@
+/* sink.h - the interface every sink driver implements (sinks/maildir,
+ * sinks/imap, sinks/graph, sinks/blob).
+ *
+ * Threading and errors as in source.h: functions are called from the
+ * mailbox's worker thread, may block, return 0 or a negative MF_E* code and
+ * describe the error once in `err`. A sink that talks HTTP hands its requests
+ * to the shared libcurl multi handle on the loop and waits for them; the
+ * worker thread is the only caller of one opened sink.
+ *
+ * Exactly-once (DESIGN.md): before store() the engine has durably recorded
+ * the message as pending; after a crash it calls probe() for every pending
+ * message before storing it again. A sink must be able to answer probe()
+ * without having changed the message: by a deterministic name derived from
+ * item->idem, or by searching the target (Message-ID, size, content hash).
+ */
+#ifndef MF_SINK_H
+#define MF_SINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf.h"
+#include "error.h"
+#include "message.h"
+#include "unit.h"
+
+/* What the sink accepts; the normalizer fixes messages to fit. */
+struct mf_sink_caps {
+	bool crlf;                  /* wants CRLF line ends (else LF) */
+	size_t max_line;            /* longest line accepted, 0 = no limit */
+	uint64_t max_message_bytes; /* bigger messages are skipped, 0 = no limit */
+	bool needs_message_id;      /* finds messages again only by Message-ID */
+	bool needs_date;            /* takes the date from the Date header */
+};
+
+#define MF_SINK_ID_MAX 256
+
+struct mf_sink_ops {
+	const char *name;               /* the [sink] type = value */
+	const struct mf_conf_key *keys; /* keys accepted in [sink] ("type" is implied) */
+
+	int (*configure)(const struct mf_conf_section *sec, void **cfg, struct mf_err *err);
+	void (*free_config)(void *cfg);
+	/* Capabilities for this configuration. */
+	void (*caps)(const void *cfg, struct mf_sink_caps *caps);
+
+	/* Open the target mailbox `unit->mailbox`. */
+	int (*open)(const void *cfg, const struct mf_unit *unit, void **snk, struct mf_err *err);
+
+	/* Make sure a folder exists (creating parents as needed) and return a
+	 * handle for it, owned by the sink until close. `path` is the target
+	 * path; `role` is set when the folder is the mailbox's special folder
+	 * of that role (the sink maps it to its own Inbox, Sent Items, ...). */
+	int (*folder)(void *snk, const struct mf_path *path, enum mf_role role, void **fh,
+		      struct mf_err *err);
+
+	/* Is this message already in the folder? 1 yes (sink_id filled), 0 no,
+	 * or a negative code. Must not modify anything. */
+	int (*probe)(void *snk, void *fh, const struct mf_item *item, char sink_id[MF_SINK_ID_MAX],
+		     struct mf_err *err);
+
+	/* Store the message durably; fill sink_id (may be "" when the target
+	 * gives none). Returns only once the target holds the message. */
+	int (*store)(void *snk, void *fh, const struct mf_item *item, char sink_id[MF_SINK_ID_MAX],
+		     struct mf_err *err);
+
+	/* Optional (NULL if unsupported): list the SHA-256 (hex) of every
+	 * message in the folder, for `mailferry verify`. */
+	int (*hashes)(void *snk, void *fh, int (*cb)(void *arg, const char *hash_hex), void *arg,
+		      struct mf_err *err);
+
+	void (*close)(void *snk);
+};
+
+#endif

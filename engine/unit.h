@@ -1,0 +1,27 @@
+/* unit.h - one unit of work: a manifest row, i.e. one source mailbox (an IMAP
+ * login or a PST file) going into one target mailbox.
+ */
+#ifndef MF_UNIT_H
+#define MF_UNIT_H
+
+#include <stdbool.h>
+
+struct mf_unit {
+	char *id;          /* stable key in the state database, unique in the job */
+	char *mailbox;     /* target mailbox (EmailAddress / Mailbox column) */
+	char *source_desc; /* what a human calls the source (login or PST path) */
+	int line;          /* manifest line, for messages */
+
+	/* PST jobs (Microsoft 365 PST import mapping CSV) */
+	char *pst_path;    /* absolute path of the PST file */
+	char *target_root; /* TargetRootFolder as written ("" / "/" / "/X") */
+	bool is_archive;
+
+	/* IMAP jobs (Exchange Online IMAP migration CSV) */
+	char *user;            /* UserName */
+	char *password;        /* Password: a secret, never logged */
+	char *user_root;       /* UserRoot, or NULL */
+	char *target_password; /* TargetPassword, or NULL: a secret */
+};
+
+#endif
