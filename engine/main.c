@@ -1,2 +1,165 @@
+/* main.c - the mailferry command line. */
+#include <getopt.h>
 #include <stdio.h>
-int main(void) { puts("mailferry: work in progress"); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "drivers.h"
+#include "job.h"
+#include "log.h"
+#include "run.h"
+
+static void usage(FILE *out)
+{
+	fputs("usage: mailferry COMMAND JOB.ini [options]\n"
+	      "\n"
+	      "commands:\n"
+	      "  run JOB.ini       run the job: migrate, resume after a crash, or move what is\n"
+	      "                    new since the last run (delta pass)\n"
+	      "  status JOB.ini    per-mailbox progress from the state database\n"
+	      "  report JOB.ini    per-mailbox report (--format csv|json)\n"
+	      "\n"
+	      "options:\n"
+	      "  --users A,B       only these mailboxes (target addresses or source logins)\n"
+	      "  --parallel N      mailboxes at once (overrides [job] parallel)\n"
+	      "  --shard I/N       only the I-th of N deterministic slices of the manifest\n"
+	      "  --dry-run         list what would move (folders, counts, bytes); change nothing\n"
+	      "  --format F        report format: csv (default) or json\n"
+	      "  --progress        force the terminal progress display (default: on a terminal)\n"
+	      "  --no-progress     periodic log lines instead of the progress display\n"
+	      "  -v, --verbose     debug logging\n"
+	      "  -h, --help        this help\n"
+	      "  -V, --version     version\n"
+	      "\n"
+	      "exit codes: 0 all migrated (or skipped by a rule), 1 finished with failures,\n"
+	      "            2 usage or configuration error (nothing done), 3 interrupted (rerun\n"
+	      "            the same command to resume)\n",
+	      out);
+	fputs("\nsources:", out);
+	for (size_t i = 0; mf_sources[i]; i++)
+		fprintf(out, " %s", mf_sources[i]->name);
+	fputs("\nsinks:  ", out);
+	for (size_t i = 0; mf_sinks[i]; i++)
+		fprintf(out, " %s", mf_sinks[i]->name);
+	fputc('\n', out);
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	if (!s || !*s || *s == '-')
+		return -1;
+	unsigned long v = strtoul(s, &end, 10);
+	if (*end || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_USERS = 256, OPT_PARALLEL, OPT_SHARD, OPT_DRY, OPT_FORMAT, OPT_PROGRESS,
+	       OPT_NO_PROGRESS };
+	static const struct option longopts[] = {
+		{"users", required_argument, NULL, OPT_USERS},
+		{"parallel", required_argument, NULL, OPT_PARALLEL},
+		{"shard", required_argument, NULL, OPT_SHARD},
+		{"dry-run", no_argument, NULL, OPT_DRY},
+		{"format", required_argument, NULL, OPT_FORMAT},
+		{"progress", no_argument, NULL, OPT_PROGRESS},
+		{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *users = NULL, *format = "csv";
+	unsigned long parallel = 0, shard_i = 0, shard_n = 0;
+	struct mf_run_opts ro = {.progress = isatty(STDERR_FILENO)};
+	int c;
+	while ((c = getopt_long(argc, argv, "vhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_USERS:
+			users = optarg;
+			break;
+		case OPT_PARALLEL:
+			if (parse_uint(optarg, 1024, &parallel) < 0 || parallel == 0) {
+				fprintf(stderr, "mailferry: --parallel needs a number from 1 to 1024\n");
+				return MF_EXIT_USAGE;
+			}
+			break;
+		case OPT_SHARD: {
+			const char *slash = strchr(optarg, '/');
+			char ibuf[16];
+			if (!slash || (size_t)(slash - optarg) >= sizeof(ibuf)) {
+				fprintf(stderr, "mailferry: --shard needs I/N, e.g. 0/4\n");
+				return MF_EXIT_USAGE;
+			}
+			memcpy(ibuf, optarg, (size_t)(slash - optarg));
+			ibuf[slash - optarg] = '\0';
+			if (parse_uint(ibuf, 100000, &shard_i) < 0 ||
+			    parse_uint(slash + 1, 100000, &shard_n) < 0 || shard_n == 0 ||
+			    shard_i >= shard_n) {
+				fprintf(stderr, "mailferry: --shard I/N needs 0 <= I < N\n");
+				return MF_EXIT_USAGE;
+			}
+			break;
+		}
+		case OPT_DRY:
+			ro.dry_run = true;
+			break;
+		case OPT_FORMAT:
+			format = optarg;
+			break;
+		case OPT_PROGRESS:
+			ro.progress = true;
+			break;
+		case OPT_NO_PROGRESS:
+			ro.progress = false;
+			break;
+		case 'v':
+			mf_log_set_level(MF_LOG_DEBUG);
+			break;
+		case 'h':
+			usage(stdout);
+			return MF_EXIT_OK;
+		case 'V':
+			printf("mailferry %s\n", MF_VERSION);
+			return MF_EXIT_OK;
+		default:
+			usage(stderr);
+			return MF_EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2) {
+		usage(stderr);
+		return MF_EXIT_USAGE;
+	}
+	const char *cmd = argv[optind], *path = argv[optind + 1];
+	if (strcmp(cmd, "run") != 0 && strcmp(cmd, "status") != 0 && strcmp(cmd, "report") != 0) {
+		fprintf(stderr, "mailferry: unknown command '%s' (run, status, report)\n", cmd);
+		return MF_EXIT_USAGE;
+	}
+	struct mf_job job;
+	if (mf_job_load(path, &job, stderr) < 0) {
+		fprintf(stderr, "mailferry: %s: the job was not started\n", path);
+		mf_job_free(&job);
+		return MF_EXIT_USAGE;
+	}
+	if (parallel)
+		job.parallel = (unsigned)parallel;
+	int rc = MF_EXIT_USAGE;
+	if ((users || shard_n > 1) &&
+	    mf_job_select(&job, users, (unsigned)shard_i, (unsigned)shard_n, stderr) < 0)
+		goto out;
+	if (strcmp(cmd, "run") == 0)
+		rc = mf_run(&job, &ro);
+	else if (strcmp(cmd, "status") == 0)
+		rc = mf_status(&job);
+	else
+		rc = mf_report(&job, format);
+out:
+	mf_job_free(&job);
+	return rc;
+}

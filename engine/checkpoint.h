@@ -1,0 +1,89 @@
+/* checkpoint.h - the checkpoint store: one SQLite database (WAL) per job.
+ *
+ * Per unit (manifest row), folder (path + UIDVALIDITY/PST identity) and
+ * message: source key, state, size, internal date, flags, SHA-256 of the
+ * stored bytes, the sink's id, the normalizer's changes and the reason for a
+ * skip or failure. No secret is ever written here.
+ *
+ * Writes go through one writer thread that commits whatever is queued in
+ * one transaction (group commit); a call returns only once its change is
+ * durable (synchronous=FULL). Any thread may call; calls block.
+ */
+#ifndef MF_CHECKPOINT_H
+#define MF_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "unit.h"
+
+struct sqlite3;
+struct mf_ckpt;
+
+enum mf_msg_state {
+	MF_MSG_PENDING = 0, /* recorded before the sink was asked: in doubt */
+	MF_MSG_STORED = 1,
+	MF_MSG_SKIPPED = 2, /* by a rule (not mail, too big): not retried */
+	MF_MSG_FAILED = 3,  /* retried by the next run */
+};
+
+/* Open (create = make it if missing) the state database at path for job
+ * `job_name`. A database that is corrupt, of another program or of another
+ * job is refused with MF_ESTATE and a message saying what to do. */
+int mf_ckpt_open(const char *path, const char *job_name, bool create, struct mf_ckpt **out,
+		 struct mf_err *err);
+void mf_ckpt_close(struct mf_ckpt *ck);
+/* The connection, for read-only queries on the calling thread when no
+ * worker is running (status, report). */
+struct sqlite3 *mf_ckpt_db(struct mf_ckpt *ck);
+
+/* Run fn(db, arg) on the writer thread inside the next group transaction
+ * and wait until it is committed. fn returns 0 or a negative MF_E* code; a
+ * failing fn's changes are rolled back alone. */
+int mf_ckpt_exec(struct mf_ckpt *ck, int (*fn)(struct sqlite3 *db, void *arg), void *arg,
+		 struct mf_err *err);
+
+/* A unit starts running: its row is created if needed. */
+int mf_ckpt_unit_begin(struct mf_ckpt *ck, const struct mf_unit *u, int64_t *unit_id,
+		       struct mf_err *err);
+/* A unit ends: state is "done", "failed" or "interrupted". */
+int mf_ckpt_unit_end(struct mf_ckpt *ck, int64_t unit_id, const char *state,
+		     const struct mf_err *why, struct mf_err *err);
+
+/* A folder of a unit: found or created. *cursor (malloc'd or NULL) is the
+ * source cursor saved by the last complete pass. *older_validity is set
+ * when the same path was seen with another validity before. */
+int mf_ckpt_folder(struct mf_ckpt *ck, int64_t unit_id, const char *path_key,
+		   const char *validity, const char *target_key, int64_t *folder_id, char **cursor,
+		   bool *older_validity, struct mf_err *err);
+int mf_ckpt_folder_done(struct mf_ckpt *ck, int64_t folder_id, const char *cursor,
+			struct mf_err *err);
+
+/* Call cb for every message row of the folder. hash_hex is "" if unknown. */
+int mf_ckpt_folder_rows(struct mf_ckpt *ck, int64_t folder_id,
+			int (*cb)(void *arg, const char *key, int state, const char *hash_hex),
+			void *arg, struct mf_err *err);
+/* Call cb for the hash of every stored message of the same unit and path
+ * under another validity (for the rescan after a UIDVALIDITY change). */
+int mf_ckpt_older_hashes(struct mf_ckpt *ck, int64_t unit_id, const char *path_key,
+			 const char *validity, int (*cb)(void *arg, const char *hash_hex),
+			 void *arg, struct mf_err *err);
+
+struct mf_ckpt_rec {
+	const char *key;
+	int state;          /* enum mf_msg_state */
+	uint64_t size;
+	int64_t idate;
+	unsigned flags;
+	const char *hash_hex; /* NULL or 64 hex digits */
+	const char *sink_id;  /* NULL or the sink's id */
+	unsigned changes;     /* MF_NORM_* bits */
+	const char *reason;   /* skip/failure reason, NULL otherwise */
+	int err_class;        /* enum mf_class of a failure, 0 otherwise */
+};
+/* Record n messages of one folder in one durable commit. */
+int mf_ckpt_write(struct mf_ckpt *ck, int64_t folder_id, const struct mf_ckpt_rec *recs,
+		  size_t n, struct mf_err *err);
+
+#endif

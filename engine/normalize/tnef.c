@@ -1,0 +1,1310 @@
+/* tnef.c - TNEF (winmail.dat) to MIME: attributes, MAPI property lists,
+ * compressed RTF, HTML encapsulated in RTF, embedded messages and meeting
+ * requests. See tnef.h for why this is our own code and not libytnef. */
+#include "tnef.h"
+
+#include <iconv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../error.h"
+
+#define TNEF_SIGNATURE 0x223E9F78u
+#define TNEF_MAX_DEPTH 4
+#define TNEF_MAX_ATTACH 1024
+#define MAPI_MAX_PROPS 65536
+#define RTF_MAX_OUT (64u << 20)
+
+/* TNEF attribute ids (low 16 bits of the attribute tag). */
+enum {
+	ATT_FROM = 0x8000,
+	ATT_SUBJECT = 0x8004,
+	ATT_DATE_SENT = 0x8005,
+	ATT_MESSAGE_CLASS = 0x8008,
+	ATT_BODY = 0x800C,
+	ATT_ATTACH_DATA = 0x800F,
+	ATT_ATTACH_TITLE = 0x8010,
+	ATT_ATTACH_CREATE_DATE = 0x8012,
+	ATT_ATTACH_MODIFY_DATE = 0x8013,
+	ATT_DATE_START = 0x0006,
+	ATT_DATE_END = 0x0007,
+	ATT_ATTACH_RENDDATA = 0x9002,
+	ATT_MSG_PROPS = 0x9003,
+	ATT_ATTACHMENT = 0x9005,
+	ATT_OEM_CODEPAGE = 0x9007,
+};
+
+/* MAPI property types and ids. */
+enum {
+	PT_SHORT = 0x0002,
+	PT_LONG = 0x0003,
+	PT_FLOAT = 0x0004,
+	PT_DOUBLE = 0x0005,
+	PT_CURRENCY = 0x0006,
+	PT_APPTIME = 0x0007,
+	PT_ERROR = 0x000A,
+	PT_BOOLEAN = 0x000B,
+	PT_OBJECT = 0x000D,
+	PT_I8 = 0x0014,
+	PT_STRING8 = 0x001E,
+	PT_UNICODE = 0x001F,
+	PT_SYSTIME = 0x0040,
+	PT_CLSID = 0x0048,
+	PT_BINARY = 0x0102,
+	MV_FLAG = 0x1000,
+};
+enum {
+	PR_SUBJECT = 0x0037,
+	PR_MESSAGE_CLASS = 0x001A,
+	PR_START_DATE = 0x0060,
+	PR_END_DATE = 0x0061,
+	PR_SENDER_NAME = 0x0C1A,
+	PR_SENDER_EMAIL = 0x0C1F,
+	PR_BODY = 0x1000,
+	PR_RTF_COMPRESSED = 0x1009,
+	PR_BODY_HTML = 0x1013,
+	PR_DISPLAY_NAME = 0x3001,
+	PR_CREATION_TIME = 0x3007,
+	PR_LAST_MODIFICATION_TIME = 0x3008,
+	PR_ATTACH_DATA = 0x3701,
+	PR_ATTACH_FILENAME = 0x3704,
+	PR_ATTACH_METHOD = 0x3705,
+	PR_ATTACH_LONG_FILENAME = 0x3707,
+	PR_ATTACH_MIME_TAG = 0x370E,
+	PR_ATTACH_CONTENT_ID = 0x3712,
+	PR_INTERNET_CPID = 0x3FDE,
+};
+
+struct tnef_att {
+	char *title, *long_name, *short_name, *display, *mime, *cid;
+	const unsigned char *data; /* attAttachData */
+	size_t len;
+	const unsigned char *bin; /* PR_ATTACH_DATA as binary */
+	size_t binlen;
+	const unsigned char *obj; /* PR_ATTACH_DATA as object (IID + data) */
+	size_t objlen;
+	uint32_t method;
+	int64_t ctime, mtime;
+};
+
+struct tnef {
+	uint32_t cp, html_cp;
+	char *msgclass, *subject, *sender_name, *sender_email;
+	char *text; /* UTF-8 */
+	const unsigned char *html;
+	size_t htmllen;
+	const unsigned char *rtf;
+	size_t rtflen;
+	int64_t sent, start, end;
+	struct tnef_att *att;
+	size_t natt, attcap;
+	const unsigned char *raw; /* the stream, for content-derived ids */
+	size_t rawlen;
+	int err; /* MF_ENOMEM */
+};
+
+static uint16_t rd16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t rd32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+bool mf_tnef_sniff(const unsigned char *buf, size_t len)
+{
+	return len >= 6 && rd32(buf) == TNEF_SIGNATURE;
+}
+
+/* ---- strings --------------------------------------------------------------- */
+
+static void put_utf8(struct mf_out *o, uint32_t cp)
+{
+	unsigned char b[4];
+	size_t n;
+	if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		cp = 0xFFFD;
+	if (cp < 0x80) {
+		b[0] = (unsigned char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		b[0] = (unsigned char)(0xC0 | cp >> 6);
+		b[1] = (unsigned char)(0x80 | (cp & 63));
+		n = 2;
+	} else if (cp < 0x10000) {
+		b[0] = (unsigned char)(0xE0 | cp >> 12);
+		b[1] = (unsigned char)(0x80 | (cp >> 6 & 63));
+		b[2] = (unsigned char)(0x80 | (cp & 63));
+		n = 3;
+	} else {
+		b[0] = (unsigned char)(0xF0 | cp >> 18);
+		b[1] = (unsigned char)(0x80 | (cp >> 12 & 63));
+		b[2] = (unsigned char)(0x80 | (cp >> 6 & 63));
+		b[3] = (unsigned char)(0x80 | (cp & 63));
+		n = 4;
+	}
+	mf_out_add(o, b, n);
+}
+
+static void utf16_to_utf8(const unsigned char *p, size_t len, struct mf_out *o)
+{
+	for (size_t i = 0; i + 1 < len; i += 2) {
+		uint32_t c = rd16(p + i);
+		if (c == 0)
+			break;
+		if (c >= 0xD800 && c < 0xDC00 && i + 3 < len) {
+			uint32_t lo = rd16(p + i + 2);
+			if (lo >= 0xDC00 && lo < 0xE000) {
+				c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
+				i += 2;
+			}
+		}
+		put_utf8(o, c);
+	}
+}
+
+/* Bytes in Windows code page cp to UTF-8. Unknown code pages and bytes
+ * iconv rejects are read as Latin-1, so nothing is ever lost. */
+static void cp_to_utf8(uint32_t cp, const unsigned char *p, size_t len, struct mf_out *o)
+{
+	char name[32];
+	if (cp == 65001 || cp == 20127) {
+		snprintf(name, sizeof(name), "UTF-8");
+	} else if (cp >= 28591 && cp <= 28606) {
+		snprintf(name, sizeof(name), "ISO-8859-%u", (unsigned)(cp - 28590));
+	} else if (cp == 0 || cp == 1200 || cp == 1201) {
+		snprintf(name, sizeof(name), "CP1252");
+	} else {
+		snprintf(name, sizeof(name), "CP%u", (unsigned)cp);
+	}
+	iconv_t cd = iconv_open("UTF-8", name);
+	if (cd == (iconv_t)-1)
+		cd = iconv_open("UTF-8", "CP1252");
+	size_t i = 0;
+	while (i < len && !o->err) {
+		if (cd != (iconv_t)-1) {
+			char buf[1024];
+			char *ip = (char *)(uintptr_t)(p + i), *op = buf;
+			size_t il = len - i, ol = sizeof(buf);
+			size_t r = iconv(cd, &ip, &il, &op, &ol);
+			mf_out_add(o, buf, (size_t)(op - buf));
+			size_t used = (size_t)((const unsigned char *)ip - (p + i));
+			i += used;
+			if (r != (size_t)-1 || i >= len)
+				continue;
+			if (used > 0 && ol < 8)
+				continue; /* output buffer full: go on */
+			iconv(cd, NULL, NULL, NULL, NULL);
+		}
+		put_utf8(o, p[i]); /* unconvertible byte: Latin-1 */
+		i++;
+	}
+	if (cd != (iconv_t)-1)
+		iconv_close(cd);
+}
+
+/* A malloc'd UTF-8 copy of a MAPI/TNEF string value (stops at NUL). */
+static char *dup_string(struct tnef *t, const unsigned char *p, size_t len, bool unicode)
+{
+	struct mf_out o = { 0 };
+	if (unicode) {
+		utf16_to_utf8(p, len, &o);
+	} else {
+		const unsigned char *nul = memchr(p, 0, len);
+		cp_to_utf8(t->cp, p, nul ? (size_t)(nul - p) : len, &o);
+	}
+	mf_out_add(&o, "", 1);
+	if (o.err) {
+		t->err = MF_ENOMEM;
+		mf_out_free(&o);
+		return NULL;
+	}
+	/* trim trailing NULs and blanks */
+	size_t n = strlen(o.b.data);
+	while (n && (o.b.data[n - 1] == ' ' || o.b.data[n - 1] == '\r' || o.b.data[n - 1] == '\n'))
+		o.b.data[--n] = '\0';
+	return o.b.data;
+}
+
+static void set_string(struct tnef *t, char **dst, const unsigned char *p, size_t len, bool unicode)
+{
+	char *s = dup_string(t, p, len, unicode);
+	if (!s)
+		return;
+	if (!*s) {
+		free(s);
+		return;
+	}
+	free(*dst);
+	*dst = s;
+}
+
+static int64_t filetime_to_unix(uint64_t ft)
+{
+	return (int64_t)(ft / 10000000u) - 11644473600LL;
+}
+
+/* attDate: seven little-endian words (year, month, day, hour, min, sec, dow). */
+static int64_t tnef_date(const unsigned char *p, size_t len)
+{
+	if (len < 12)
+		return 0;
+	int y = rd16(p), mo = rd16(p + 2), d = rd16(p + 4);
+	int h = rd16(p + 6), mi = rd16(p + 8), s = rd16(p + 10);
+	if (y < 1601 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+	    s > 60)
+		return 0;
+	return mf_mime_timegm(y, mo, d, h, mi, s);
+}
+
+/* ---- MAPI property lists ----------------------------------------------------- */
+
+struct prop {
+	uint16_t type, id;
+	const unsigned char *v; /* first value */
+	size_t vlen;
+};
+
+typedef void mf_tnef_prop_cb(struct tnef *t, struct tnef_att *a, const struct prop *pr);
+
+static size_t fixed_size(uint16_t base)
+{
+	switch (base) {
+	case PT_SHORT:
+	case PT_LONG:
+	case PT_FLOAT:
+	case PT_ERROR:
+	case PT_BOOLEAN:
+	case 0x0001: /* PT_NULL */
+		return 4;
+	case PT_DOUBLE:
+	case PT_CURRENCY:
+	case PT_APPTIME:
+	case PT_I8:
+	case PT_SYSTIME:
+		return 8;
+	case PT_CLSID:
+		return 16;
+	default:
+		return 0;
+	}
+}
+
+static int parse_props(struct tnef *t, struct tnef_att *a, const unsigned char *p, size_t len,
+		       mf_tnef_prop_cb *cb, char *why, size_t whysz)
+{
+	if (len < 4) {
+		snprintf(why, whysz, "MAPI property list truncated");
+		return MF_ECORRUPT;
+	}
+	uint32_t count = rd32(p);
+	size_t i = 4;
+	if (count > MAPI_MAX_PROPS || count > (len - 4) / 4) {
+		snprintf(why, whysz, "MAPI property count %u impossible", (unsigned)count);
+		return MF_ECORRUPT;
+	}
+	for (uint32_t k = 0; k < count; k++) {
+		if (len - i < 4)
+			goto truncated;
+		struct prop pr = { .type = rd16(p + i), .id = rd16(p + i + 2) };
+		i += 4;
+		if (pr.id >= 0x8000) { /* named property: GUID, kind, id or name */
+			if (len - i < 20)
+				goto truncated;
+			uint32_t kind = rd32(p + i + 16);
+			i += 20;
+			if (len - i < 4)
+				goto truncated;
+			if (kind == 1) {
+				uint32_t nl = rd32(p + i);
+				i += 4;
+				size_t padded = ((size_t)nl + 3) & ~(size_t)3;
+				if (nl > len - i || padded > len - i)
+					goto truncated;
+				i += padded;
+			} else {
+				i += 4;
+			}
+		}
+		uint16_t base = pr.type & 0x0FFF;
+		bool var = base == PT_STRING8 || base == PT_UNICODE || base == PT_BINARY ||
+			   base == PT_OBJECT;
+		size_t fsz = fixed_size(base);
+		if (!var && !fsz) {
+			snprintf(why, whysz, "unknown MAPI property type 0x%04x", (unsigned)pr.type);
+			return MF_ECORRUPT;
+		}
+		uint32_t nval = 1;
+		if (var || (pr.type & MV_FLAG)) {
+			if (len - i < 4)
+				goto truncated;
+			nval = rd32(p + i);
+			i += 4;
+			if (nval > (len - i) / 4 + 1) {
+				snprintf(why, whysz, "MAPI value count %u impossible", (unsigned)nval);
+				return MF_ECORRUPT;
+			}
+		}
+		for (uint32_t v = 0; v < nval; v++) {
+			const unsigned char *vp;
+			size_t vl;
+			if (var) {
+				if (len - i < 4)
+					goto truncated;
+				uint32_t l = rd32(p + i);
+				i += 4;
+				size_t padded = ((size_t)l + 3) & ~(size_t)3;
+				if (l > len - i)
+					goto truncated;
+				if (padded > len - i)
+					padded = len - i; /* last value without padding */
+				vp = p + i;
+				vl = l;
+				i += padded;
+			} else {
+				if (len - i < fsz)
+					goto truncated;
+				vp = p + i;
+				vl = fsz;
+				i += fsz;
+			}
+			if (v == 0) {
+				pr.v = vp;
+				pr.vlen = vl;
+			}
+		}
+		if (nval && pr.v && pr.id < 0x8000 && !(pr.type & MV_FLAG))
+			cb(t, a, &pr);
+		if (t->err)
+			return t->err;
+	}
+	return 0;
+truncated:
+	snprintf(why, whysz, "MAPI property list truncated");
+	return MF_ECORRUPT;
+}
+
+static bool is_str(const struct prop *pr)
+{
+	return pr->type == PT_STRING8 || pr->type == PT_UNICODE;
+}
+
+static void msg_prop(struct tnef *t, struct tnef_att *a, const struct prop *pr)
+{
+	(void)a;
+	bool uni = pr->type == PT_UNICODE;
+	switch (pr->id) {
+	case PR_SUBJECT:
+		if (is_str(pr))
+			set_string(t, &t->subject, pr->v, pr->vlen, uni);
+		break;
+	case PR_MESSAGE_CLASS:
+		if (is_str(pr))
+			set_string(t, &t->msgclass, pr->v, pr->vlen, uni);
+		break;
+	case PR_SENDER_NAME:
+		if (is_str(pr))
+			set_string(t, &t->sender_name, pr->v, pr->vlen, uni);
+		break;
+	case PR_SENDER_EMAIL:
+		if (is_str(pr))
+			set_string(t, &t->sender_email, pr->v, pr->vlen, uni);
+		break;
+	case PR_BODY:
+		if (is_str(pr))
+			set_string(t, &t->text, pr->v, pr->vlen, uni);
+		break;
+	case PR_BODY_HTML:
+		if (pr->type == PT_BINARY || pr->type == PT_STRING8) {
+			t->html = pr->v;
+			t->htmllen = pr->vlen;
+			const unsigned char *nul = memchr(pr->v, 0, pr->vlen);
+			if (nul)
+				t->htmllen = (size_t)(nul - pr->v);
+		}
+		break;
+	case PR_RTF_COMPRESSED:
+		if (pr->type == PT_BINARY) {
+			t->rtf = pr->v;
+			t->rtflen = pr->vlen;
+		}
+		break;
+	case PR_INTERNET_CPID:
+		if (pr->type == PT_LONG)
+			t->html_cp = rd32(pr->v);
+		break;
+	case PR_START_DATE:
+		if (pr->type == PT_SYSTIME)
+			t->start = filetime_to_unix((uint64_t)rd32(pr->v) |
+						    (uint64_t)rd32(pr->v + 4) << 32);
+		break;
+	case PR_END_DATE:
+		if (pr->type == PT_SYSTIME)
+			t->end = filetime_to_unix((uint64_t)rd32(pr->v) |
+						  (uint64_t)rd32(pr->v + 4) << 32);
+		break;
+	default:
+		break;
+	}
+}
+
+static void att_prop(struct tnef *t, struct tnef_att *a, const struct prop *pr)
+{
+	bool uni = pr->type == PT_UNICODE;
+	switch (pr->id) {
+	case PR_ATTACH_LONG_FILENAME:
+		if (is_str(pr))
+			set_string(t, &a->long_name, pr->v, pr->vlen, uni);
+		break;
+	case PR_ATTACH_FILENAME:
+		if (is_str(pr))
+			set_string(t, &a->short_name, pr->v, pr->vlen, uni);
+		break;
+	case PR_DISPLAY_NAME:
+		if (is_str(pr))
+			set_string(t, &a->display, pr->v, pr->vlen, uni);
+		break;
+	case PR_ATTACH_MIME_TAG:
+		if (is_str(pr))
+			set_string(t, &a->mime, pr->v, pr->vlen, uni);
+		break;
+	case PR_ATTACH_CONTENT_ID:
+		if (is_str(pr))
+			set_string(t, &a->cid, pr->v, pr->vlen, uni);
+		break;
+	case PR_ATTACH_METHOD:
+		if (pr->type == PT_LONG)
+			a->method = rd32(pr->v);
+		break;
+	case PR_ATTACH_DATA:
+		if (pr->type == PT_BINARY) {
+			a->bin = pr->v;
+			a->binlen = pr->vlen;
+		} else if (pr->type == PT_OBJECT) {
+			a->obj = pr->v;
+			a->objlen = pr->vlen;
+		}
+		break;
+	case PR_CREATION_TIME:
+		if (pr->type == PT_SYSTIME)
+			a->ctime = filetime_to_unix((uint64_t)rd32(pr->v) |
+						    (uint64_t)rd32(pr->v + 4) << 32);
+		break;
+	case PR_LAST_MODIFICATION_TIME:
+		if (pr->type == PT_SYSTIME)
+			a->mtime = filetime_to_unix((uint64_t)rd32(pr->v) |
+						    (uint64_t)rd32(pr->v + 4) << 32);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- the attribute stream ------------------------------------------------------ */
+
+static struct tnef_att *new_att(struct tnef *t)
+{
+	if (t->natt == TNEF_MAX_ATTACH)
+		return NULL;
+	if (t->natt == t->attcap) {
+		size_t cap = t->attcap ? 2 * t->attcap : 8;
+		struct tnef_att *g = realloc(t->att, cap * sizeof(*g));
+		if (!g) {
+			t->err = MF_ENOMEM;
+			return NULL;
+		}
+		t->att = g;
+		t->attcap = cap;
+	}
+	memset(&t->att[t->natt], 0, sizeof(t->att[0]));
+	return &t->att[t->natt++];
+}
+
+static void tnef_free(struct tnef *t)
+{
+	for (size_t i = 0; i < t->natt; i++) {
+		struct tnef_att *a = &t->att[i];
+		free(a->title);
+		free(a->long_name);
+		free(a->short_name);
+		free(a->display);
+		free(a->mime);
+		free(a->cid);
+	}
+	free(t->att);
+	free(t->msgclass);
+	free(t->subject);
+	free(t->sender_name);
+	free(t->sender_email);
+	free(t->text);
+	memset(t, 0, sizeof(*t));
+}
+
+static int tnef_parse(struct tnef *t, const unsigned char *p, size_t len, char *why, size_t whysz)
+{
+	memset(t, 0, sizeof(*t));
+	t->cp = 1252;
+	t->raw = p;
+	t->rawlen = len;
+	if (!mf_tnef_sniff(p, len)) {
+		snprintf(why, whysz, "no TNEF signature");
+		return MF_ECORRUPT;
+	}
+	size_t i = 6;
+	struct tnef_att *cur = NULL;
+	size_t nattr = 0;
+	while (i < len) {
+		if (len - i < 9) {
+			/* a few trailing bytes (often a line end added in transit)
+			 * cannot hold an attribute: ignore them once some were read */
+			if (nattr)
+				break;
+			snprintf(why, whysz, "garbage at end of TNEF stream (offset %zu)", i);
+			return MF_ECORRUPT;
+		}
+		unsigned level = p[i];
+		uint32_t tag = rd32(p + i + 1);
+		uint32_t alen = rd32(p + i + 5);
+		size_t ds = i + 9;
+		if (level != 1 && level != 2) {
+			snprintf(why, whysz, "bad attribute level %u at offset %zu", level, i);
+			return MF_ECORRUPT;
+		}
+		if (alen > len - ds || len - ds - alen < 2) {
+			snprintf(why, whysz, "attribute 0x%08x at offset %zu overruns the stream",
+				 (unsigned)tag, i);
+			return MF_ECORRUPT;
+		}
+		const unsigned char *d = p + ds;
+		uint16_t sum = 0;
+		for (size_t k = 0; k < alen; k++)
+			sum = (uint16_t)(sum + d[k]);
+		if (sum != rd16(d + alen)) {
+			snprintf(why, whysz, "checksum mismatch in attribute 0x%08x at offset %zu",
+				 (unsigned)tag, i);
+			return MF_ECORRUPT;
+		}
+		uint16_t id = (uint16_t)(tag & 0xFFFF);
+		int rc = 0;
+		if (level == 1) {
+			switch (id) {
+			case ATT_OEM_CODEPAGE:
+				if (alen >= 4 && rd32(d))
+					t->cp = rd32(d);
+				break;
+			case ATT_MESSAGE_CLASS:
+				set_string(t, &t->msgclass, d, alen, false);
+				break;
+			case ATT_SUBJECT:
+				set_string(t, &t->subject, d, alen, false);
+				break;
+			case ATT_BODY:
+				if (!t->text)
+					set_string(t, &t->text, d, alen, false);
+				break;
+			case ATT_DATE_SENT:
+				t->sent = tnef_date(d, alen);
+				break;
+			case ATT_DATE_START:
+				if (!t->start)
+					t->start = tnef_date(d, alen);
+				break;
+			case ATT_DATE_END:
+				if (!t->end)
+					t->end = tnef_date(d, alen);
+				break;
+			case ATT_MSG_PROPS:
+				rc = parse_props(t, NULL, d, alen, msg_prop, why, whysz);
+				break;
+			default:
+				break;
+			}
+		} else {
+			if (id == ATT_ATTACH_RENDDATA || !cur) {
+				cur = new_att(t);
+				if (!cur) {
+					if (t->err)
+						return t->err;
+					snprintf(why, whysz, "more than %d attachments", TNEF_MAX_ATTACH);
+					return MF_ECORRUPT;
+				}
+			}
+			switch (id) {
+			case ATT_ATTACH_TITLE:
+				set_string(t, &cur->title, d, alen, false);
+				break;
+			case ATT_ATTACH_DATA:
+				cur->data = d;
+				cur->len = alen;
+				break;
+			case ATT_ATTACH_CREATE_DATE:
+				cur->ctime = tnef_date(d, alen);
+				break;
+			case ATT_ATTACH_MODIFY_DATE:
+				cur->mtime = tnef_date(d, alen);
+				break;
+			case ATT_ATTACHMENT:
+				rc = parse_props(t, cur, d, alen, att_prop, why, whysz);
+				break;
+			default:
+				break;
+			}
+		}
+		if (t->err)
+			return t->err;
+		if (rc)
+			return rc;
+		nattr++;
+		i = ds + alen + 2;
+	}
+	if (!nattr) {
+		snprintf(why, whysz, "TNEF stream has no attributes");
+		return MF_ECORRUPT;
+	}
+	return 0;
+}
+
+/* ---- compressed RTF and encapsulated HTML ---------------------------------------- */
+
+int mf_rtf_decompress(const unsigned char *in, size_t len, struct mf_out *o)
+{
+	static const char prebuf[] =
+		"{\\rtf1\\ansi\\mac\\deff0\\deftab720{\\fonttbl;}{\\f0\\fnil \\froman "
+		"\\fswiss \\fmodern \\fscript \\fdecor MS Sans SerifSymbolArialTimes New "
+		"RomanCourier{\\colortbl\\red0\\green0\\blue0\r\n\\par "
+		"\\pard\\plain\\f0\\fs20\\b\\i\\u\\tab\\tx";
+	if (len < 16)
+		return MF_ECORRUPT;
+	uint32_t compsize = rd32(in), rawsize = rd32(in + 4), magic = rd32(in + 8);
+	size_t end = compsize <= len - 4 ? (size_t)compsize + 4 : len;
+	size_t cap = rawsize < RTF_MAX_OUT ? rawsize : RTF_MAX_OUT;
+	if (magic == 0x414C454D) { /* "MELA": stored uncompressed */
+		size_t n = end - 16 < cap ? end - 16 : cap;
+		mf_out_add(o, in + 16, n);
+		return o->err;
+	}
+	if (magic != 0x75465A4C) /* "LZFu" */
+		return MF_ECORRUPT;
+	unsigned char dict[4096];
+	size_t pl = sizeof(prebuf) - 1;
+	memcpy(dict, prebuf, pl);
+	memset(dict + pl, 0, sizeof(dict) - pl);
+	size_t wpos = pl, produced = 0, i = 16;
+	unsigned char chunk[1024];
+	size_t cn = 0;
+	int rc = MF_ECORRUPT; /* until the end marker is seen */
+	while (i < end && produced < cap) {
+		unsigned ctrl = in[i++];
+		for (int bit = 0; bit < 8 && produced < cap; bit++) {
+			if (i >= end)
+				goto out;
+			if (ctrl & (1u << bit)) {
+				if (end - i < 2)
+					goto out;
+				unsigned word = (unsigned)in[i] << 8 | in[i + 1];
+				i += 2;
+				size_t off = word >> 4, l = (word & 15) + 2;
+				if (off == wpos) {
+					rc = 0;
+					goto out;
+				}
+				for (size_t k = 0; k < l && produced < cap; k++) {
+					unsigned char c = dict[(off + k) & 4095];
+					dict[wpos] = c;
+					wpos = (wpos + 1) & 4095;
+					chunk[cn++] = c;
+					produced++;
+					if (cn == sizeof(chunk)) {
+						mf_out_add(o, chunk, cn);
+						cn = 0;
+					}
+				}
+			} else {
+				unsigned char c = in[i++];
+				dict[wpos] = c;
+				wpos = (wpos + 1) & 4095;
+				chunk[cn++] = c;
+				produced++;
+				if (cn == sizeof(chunk)) {
+					mf_out_add(o, chunk, cn);
+					cn = 0;
+				}
+			}
+		}
+	}
+	if (produced >= cap)
+		rc = 0;
+out:
+	mf_out_add(o, chunk, cn);
+	if (o->err)
+		return o->err;
+	/* Accept a missing end marker if we produced what the header promised. */
+	return produced == rawsize ? 0 : rc;
+}
+
+struct rtf_state {
+	bool skip, htmlrtf, htmltag;
+	int uc;
+};
+
+/* Flush pending code-page bytes as UTF-8. */
+static void rtf_flush(struct mf_out *pend, uint32_t cp, struct mf_out *o)
+{
+	if (pend->b.len)
+		cp_to_utf8(cp, (const unsigned char *)pend->b.data, pend->b.len, o);
+	pend->b.len = 0;
+}
+
+int mf_rtf_to_html(const unsigned char *rtf, size_t len, struct mf_out *o)
+{
+	size_t probe = len < 1024 ? len : 1024;
+	if (!memmem(rtf, probe, "\\fromhtml", 9))
+		return 0;
+	enum { MAX_NEST = 256 };
+	struct rtf_state st[MAX_NEST];
+	int sp = 0;
+	st[0] = (struct rtf_state){ .uc = 1 };
+	uint32_t cp = 1252;
+	int skip_chars = 0;
+	struct mf_out pend = { 0 };
+	size_t i = 0;
+	int overflow = 0; /* groups deeper than MAX_NEST, counted not stored */
+#define EMIT_ON (!st[sp].skip && (st[sp].htmltag || !st[sp].htmlrtf))
+	while (i < len && !o->err && !pend.err) {
+		unsigned char c = rtf[i];
+		if (c == '{') {
+			if (sp + 1 < MAX_NEST) {
+				st[sp + 1] = st[sp];
+				sp++;
+			} else {
+				overflow++;
+			}
+			i++;
+			continue;
+		}
+		if (c == '}') {
+			if (overflow)
+				overflow--;
+			else if (sp > 0)
+				sp--;
+			i++;
+			continue;
+		}
+		if (c == '\r' || c == '\n') {
+			i++;
+			continue;
+		}
+		if (c != '\\') {
+			if (skip_chars) {
+				skip_chars--;
+			} else if (EMIT_ON) {
+				mf_out_add(&pend, &c, 1);
+			}
+			i++;
+			continue;
+		}
+		/* control word or symbol */
+		i++;
+		if (i >= len)
+			break;
+		c = rtf[i];
+		if (c == '\'') {
+			int hi = i + 1 < len ? (rtf[i + 1] >= '0' && rtf[i + 1] <= '9' ? rtf[i + 1] - '0'
+				 : (rtf[i + 1] | 32) >= 'a' && (rtf[i + 1] | 32) <= 'f' ? (rtf[i + 1] | 32) - 'a' + 10 : -1) : -1;
+			int lo = i + 2 < len ? (rtf[i + 2] >= '0' && rtf[i + 2] <= '9' ? rtf[i + 2] - '0'
+				 : (rtf[i + 2] | 32) >= 'a' && (rtf[i + 2] | 32) <= 'f' ? (rtf[i + 2] | 32) - 'a' + 10 : -1) : -1;
+			i += 3;
+			if (hi < 0 || lo < 0)
+				continue;
+			if (skip_chars) {
+				skip_chars--;
+			} else if (EMIT_ON) {
+				unsigned char b = (unsigned char)(hi * 16 + lo);
+				mf_out_add(&pend, &b, 1);
+			}
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
+			i++;
+			if (c == '*') {
+				/* \* destination: keep only HTML tags */
+				if (len - i >= 9 && memcmp(rtf + i, "\\htmltag", 8) == 0)
+					st[sp].htmltag = true;
+				else if (len - i >= 10 && memcmp(rtf + i, "\\mhtmltag", 9) == 0)
+					st[sp].htmltag = true;
+				else
+					st[sp].skip = true;
+				continue;
+			}
+			if (skip_chars) {
+				skip_chars--;
+				continue;
+			}
+			if (!EMIT_ON)
+				continue;
+			if (c == '\\' || c == '{' || c == '}') {
+				mf_out_add(&pend, &c, 1);
+			} else if (c == '~') {
+				rtf_flush(&pend, cp, o);
+				put_utf8(o, 0xA0);
+			} else if (c == '\r' || c == '\n') {
+				rtf_flush(&pend, cp, o);
+				mf_out_str(o, "\r\n");
+			}
+			continue;
+		}
+		char word[32];
+		size_t w = 0;
+		while (i < len && ((rtf[i] >= 'a' && rtf[i] <= 'z') || (rtf[i] >= 'A' && rtf[i] <= 'Z'))) {
+			if (w + 1 < sizeof(word))
+				word[w++] = (char)rtf[i];
+			i++;
+		}
+		word[w] = '\0';
+		bool neg = false, hasnum = false;
+		long num = 0;
+		if (i < len && rtf[i] == '-') {
+			neg = true;
+			i++;
+		}
+		while (i < len && rtf[i] >= '0' && rtf[i] <= '9') {
+			if (num < 100000000)
+				num = num * 10 + (rtf[i] - '0');
+			hasnum = true;
+			i++;
+		}
+		if (neg)
+			num = -num;
+		if (i < len && rtf[i] == ' ')
+			i++;
+		if (strcmp(word, "htmlrtf") == 0) {
+			st[sp].htmlrtf = !hasnum || num != 0;
+		} else if (strcmp(word, "htmltag") == 0 || strcmp(word, "mhtmltag") == 0) {
+			st[sp].htmltag = true;
+		} else if (strcmp(word, "ansicpg") == 0 && hasnum && num > 0) {
+			rtf_flush(&pend, cp, o);
+			cp = (uint32_t)num;
+		} else if (strcmp(word, "uc") == 0 && hasnum) {
+			st[sp].uc = num < 0 ? 0 : num > 8 ? 8 : (int)num;
+		} else if (strcmp(word, "u") == 0 && hasnum) {
+			if (EMIT_ON) {
+				rtf_flush(&pend, cp, o);
+				long u = num < 0 ? num + 65536 : num;
+				put_utf8(o, (uint32_t)u);
+			}
+			skip_chars = st[sp].uc;
+		} else if (strcmp(word, "fonttbl") == 0 || strcmp(word, "colortbl") == 0 ||
+			   strcmp(word, "stylesheet") == 0 || strcmp(word, "info") == 0 ||
+			   strcmp(word, "pict") == 0 || strcmp(word, "object") == 0) {
+			st[sp].skip = true;
+		} else if (EMIT_ON && !skip_chars) {
+			if (strcmp(word, "par") == 0 || strcmp(word, "line") == 0) {
+				rtf_flush(&pend, cp, o);
+				mf_out_str(o, "\r\n");
+			} else if (strcmp(word, "tab") == 0) {
+				rtf_flush(&pend, cp, o);
+				mf_out_str(o, "\t");
+			}
+		}
+	}
+#undef EMIT_ON
+	rtf_flush(&pend, cp, o);
+	int err = o->err ? o->err : pend.err;
+	mf_out_free(&pend);
+	return err ? err : 1;
+}
+
+/* ---- MIME building -------------------------------------------------------------- */
+
+static bool needs_encoding(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 32 || *p >= 127 || *p == '"' || *p == '\\')
+			return true;
+	return strlen(s) > 60;
+}
+
+/* ; param="value" or RFC 2231 continuations, each on its own folded line. */
+static void put_param(struct mf_out *o, const char *param, const char *value, const char *eol)
+{
+	if (!needs_encoding(value)) {
+		mf_out_fmt(o, ";%s %s=\"%s\"", eol, param, value);
+		return;
+	}
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)value;
+	int sec = 0;
+	while (*p || sec == 0) {
+		mf_out_fmt(o, ";%s %s*%d*=%s", eol, param, sec, sec == 0 ? "utf-8''" : "");
+		size_t col = 0;
+		while (*p && col < 48) {
+			unsigned char c = *p++;
+			if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			    c == '.' || c == '-' || c == '_') {
+				mf_out_add(o, &c, 1);
+				col++;
+			} else {
+				char t[3] = { '%', hex[c >> 4], hex[c & 15] };
+				mf_out_add(o, t, 3);
+				col += 3;
+			}
+		}
+		sec++;
+	}
+}
+
+/* An unstructured header value as RFC 2047 encoded words when needed, each
+ * word on its own folded line. */
+static void put_words(struct mf_out *o, const char *s, const char *eol)
+{
+	bool plain = true;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 32 || *p >= 127)
+			plain = false;
+	if (plain && strlen(s) < 70) {
+		mf_out_str(o, s);
+		return;
+	}
+	size_t n = strlen(s), i = 0;
+	bool first = true;
+	while (i < n) {
+		/* up to 45 bytes per word, not splitting a UTF-8 sequence */
+		size_t take = n - i < 45 ? n - i : 45;
+		while (take < n - i && take > 1 && ((unsigned char)s[i + take] & 0xC0) == 0x80)
+			take--;
+		if (!first)
+			mf_out_fmt(o, "%s ", eol);
+		mf_out_str(o, "=?utf-8?B?");
+		struct mf_out b = { 0 };
+		mf_b64_encode((const unsigned char *)s + i, take, "", &b);
+		mf_out_add(o, b.b.data, b.b.len);
+		if (b.err)
+			o->err = b.err;
+		mf_out_free(&b);
+		mf_out_str(o, "?=");
+		first = false;
+		i += take;
+	}
+}
+
+static const char *guess_type(const char *name)
+{
+	static const struct {
+		const char *ext, *type;
+	} map[] = {
+		{ ".pdf", "application/pdf" },	 { ".doc", "application/msword" },
+		{ ".xls", "application/vnd.ms-excel" },
+		{ ".ppt", "application/vnd.ms-powerpoint" },
+		{ ".docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document" },
+		{ ".xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" },
+		{ ".pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation" },
+		{ ".zip", "application/zip" },	 { ".jpg", "image/jpeg" },
+		{ ".jpeg", "image/jpeg" },	 { ".png", "image/png" },
+		{ ".gif", "image/gif" },	 { ".bmp", "image/bmp" },
+		{ ".txt", "text/plain" },	 { ".htm", "text/html" },
+		{ ".html", "text/html" },	 { ".xml", "application/xml" },
+		{ ".rtf", "application/rtf" },	 { ".mp3", "audio/mpeg" },
+		{ ".wav", "audio/wav" },	 { ".ics", "text/calendar" },
+		{ ".vcf", "text/vcard" },	 { ".eml", "message/rfc822" },
+	};
+	const char *dot = name ? strrchr(name, '.') : NULL;
+	if (dot)
+		for (size_t k = 0; k < sizeof(map) / sizeof(map[0]); k++)
+			if (strcasecmp(dot, map[k].ext) == 0)
+				return map[k].type;
+	return "application/octet-stream";
+}
+
+static bool sane_mime(const char *m)
+{
+	if (!m || !strchr(m, '/') || strlen(m) > 100)
+		return false;
+	for (const char *p = m; *p; p++)
+		if (*p <= 32 || *p >= 127 || *p == ';' || *p == '"')
+			return false;
+	return true;
+}
+
+static const char *att_name(const struct tnef_att *a)
+{
+	if (a->long_name)
+		return a->long_name;
+	if (a->title)
+		return a->title;
+	if (a->short_name)
+		return a->short_name;
+	if (a->display)
+		return a->display;
+	return "Untitled Attachment";
+}
+
+static void put_text(struct mf_out *o, const char *type, const unsigned char *data, size_t len,
+		     const char *eol, const char *extra_hdr)
+{
+	mf_out_fmt(o, "Content-Type: %s; charset=utf-8%s", type, eol);
+	if (extra_hdr)
+		mf_out_fmt(o, "%s%s", extra_hdr, eol);
+	mf_out_fmt(o, "Content-Transfer-Encoding: quoted-printable%s%s", eol, eol);
+	mf_qp_encode(data, len, true, eol, o);
+}
+
+static int build(struct tnef *t, const char *eol, int depth, struct mf_tnef_mime *out,
+		 char *why, size_t whysz);
+
+/* An embedded message (IID + TNEF stream) as a message/rfc822 body. */
+static int put_embedded(struct mf_out *o, const unsigned char *p, size_t len, const char *eol,
+			int depth, char *why, size_t whysz)
+{
+	struct tnef sub;
+	struct mf_tnef_mime m = { 0 };
+	int rc = tnef_parse(&sub, p, len, why, whysz);
+	if (!rc)
+		rc = build(&sub, eol, depth + 1, &m, why, whysz);
+	if (!rc) {
+		if (sub.sender_email || sub.sender_name) {
+			mf_out_str(o, "From: ");
+			if (sub.sender_name)
+				put_words(o, sub.sender_name, eol);
+			if (sub.sender_email && !strchr(sub.sender_email, '>') &&
+			    strchr(sub.sender_email, '@') && strlen(sub.sender_email) < 200)
+				mf_out_fmt(o, "%s<%s>", sub.sender_name ? " " : "", sub.sender_email);
+			mf_out_str(o, eol);
+		}
+		if (sub.subject) {
+			mf_out_str(o, "Subject: ");
+			put_words(o, sub.subject, eol);
+			mf_out_str(o, eol);
+		}
+		if (sub.sent) {
+			char d[64];
+			mf_mime_date(sub.sent, d, sizeof(d));
+			mf_out_fmt(o, "Date: %s%s", d, eol);
+		}
+		mf_out_fmt(o, "MIME-Version: 1.0%sContent-Type: ", eol);
+		mf_out_add(o, m.ctype.b.data, m.ctype.b.len);
+		mf_out_fmt(o, "%s%s", eol, eol);
+		mf_out_add(o, m.body.b.data, m.body.b.len);
+		if (m.ctype.err || m.body.err)
+			rc = MF_ENOMEM;
+	}
+	mf_out_free(&m.ctype);
+	mf_out_free(&m.body);
+	tnef_free(&sub);
+	return rc;
+}
+
+static void ical_time(struct mf_out *o, const char *prop, int64_t t, const char *eol)
+{
+	int y, mo, d, h, mi, s;
+	mf_mime_civil(t, &y, &mo, &d, &h, &mi, &s);
+	mf_out_fmt(o, "%s:%04d%02d%02dT%02d%02d%02dZ%s", prop, y, mo, d, h, mi, s, eol);
+}
+
+/* text/calendar for a meeting request, cancellation or response. */
+static void put_calendar(struct mf_out *o, const struct tnef *t, const char *method,
+			 const char *eol)
+{
+	unsigned char h[MF_SHA256_LEN];
+	char hex[2 * MF_SHA256_LEN + 1];
+	mf_sha256(t->raw, t->rawlen, h);
+	mf_hex(h, 16, hex);
+	struct mf_out ics = { 0 };
+	mf_out_fmt(&ics, "BEGIN:VCALENDAR\r\nPRODID:-//mailferry//TNEF//EN\r\nVERSION:2.0\r\n"
+			 "METHOD:%s\r\nBEGIN:VEVENT\r\nUID:%s@mailferry.invalid\r\n",
+		   method, hex);
+	ical_time(&ics, "DTSTAMP", t->sent ? t->sent : t->start, "\r\n");
+	if (t->start)
+		ical_time(&ics, "DTSTART", t->start, "\r\n");
+	if (t->end)
+		ical_time(&ics, "DTEND", t->end, "\r\n");
+	if (t->subject) {
+		mf_out_str(&ics, "SUMMARY:");
+		for (const char *p = t->subject; *p; p++) {
+			if (*p == ',' || *p == ';' || *p == '\\')
+				mf_out_add(&ics, "\\", 1);
+			if (*p != '\r' && *p != '\n')
+				mf_out_add(&ics, p, 1);
+		}
+		mf_out_str(&ics, "\r\n");
+	}
+	mf_out_str(&ics, "END:VEVENT\r\nEND:VCALENDAR\r\n");
+	char hdr[64];
+	snprintf(hdr, sizeof(hdr), "Content-Type: text/calendar; method=%s", method);
+	mf_out_fmt(o, "%s; charset=utf-8%sContent-Transfer-Encoding: quoted-printable%s%s", hdr,
+		   eol, eol, eol);
+	mf_qp_encode((const unsigned char *)ics.b.data, ics.b.len, true, eol, o);
+	if (ics.err)
+		o->err = ics.err;
+	mf_out_free(&ics);
+}
+
+static const char *meeting_method(const char *cls)
+{
+	if (!cls)
+		return NULL;
+	if (strncasecmp(cls, "IPM.Microsoft Schedule.MtgReq", 29) == 0 ||
+	    strncasecmp(cls, "IPM.Schedule.Meeting.Request", 28) == 0)
+		return "REQUEST";
+	if (strncasecmp(cls, "IPM.Microsoft Schedule.MtgCncl", 30) == 0 ||
+	    strncasecmp(cls, "IPM.Schedule.Meeting.Canceled", 29) == 0)
+		return "CANCEL";
+	if (strncasecmp(cls, "IPM.Microsoft Schedule.MtgResp", 30) == 0 ||
+	    strncasecmp(cls, "IPM.Schedule.Meeting.Resp", 25) == 0)
+		return "REPLY";
+	return NULL;
+}
+
+static int build(struct tnef *t, const char *eol, int depth, struct mf_tnef_mime *out,
+		 char *why, size_t whysz)
+{
+	unsigned char h[MF_SHA256_LEN];
+	char hex[2 * MF_SHA256_LEN + 1];
+	char bmix[64], balt[64];
+	mf_sha256(t->raw, t->rawlen, h);
+	mf_hex(h, 12, hex);
+	/* "=_" cannot occur in base64 or quoted-printable text */
+	snprintf(bmix, sizeof(bmix), "=_mf_%s_m%d", hex, depth);
+	snprintf(balt, sizeof(balt), "=_mf_%s_a%d", hex, depth);
+	struct mf_out *o = &out->body;
+	struct mf_out html = { 0 }, rtf = { 0 };
+	bool have_html = false, have_rtf = false;
+	int rc = 0;
+
+	if (t->html && t->htmllen) {
+		cp_to_utf8(t->html_cp ? t->html_cp : t->cp, t->html, t->htmllen, &html);
+		have_html = true;
+	}
+	if (t->rtf && t->rtflen) {
+		int r = mf_rtf_decompress(t->rtf, t->rtflen, &rtf);
+		if (r == MF_ENOMEM) {
+			rc = r;
+			goto done;
+		}
+		if (r == 0 && rtf.b.len) {
+			have_rtf = true;
+			if (!have_html) {
+				int hr = mf_rtf_to_html((const unsigned char *)rtf.b.data, rtf.b.len,
+							&html);
+				if (hr < 0) {
+					rc = hr;
+					goto done;
+				}
+				if (hr == 1) {
+					have_html = true;
+					have_rtf = false;
+				}
+			} else {
+				have_rtf = false; /* the HTML body says it all */
+			}
+		}
+	}
+	bool have_text = t->text && *t->text;
+	const char *method = meeting_method(t->msgclass);
+
+	mf_out_fmt(&out->ctype, "multipart/mixed;%s boundary=\"%s\"", eol, bmix);
+	mf_out_fmt(o, "--%s%s", bmix, eol);
+	int nbody = have_text + have_html + have_rtf;
+	if (nbody > 1)
+		mf_out_fmt(o, "Content-Type: multipart/alternative;%s boundary=\"%s\"%s%s--%s%s",
+			   eol, balt, eol, eol, balt, eol);
+	if (have_text || nbody == 0)
+		put_text(o, "text/plain", (const unsigned char *)(have_text ? t->text : ""),
+			 have_text ? strlen(t->text) : 0, eol, NULL);
+	if (have_html) {
+		if (nbody > 1)
+			mf_out_fmt(o, "%s--%s%s", eol, balt, eol);
+		put_text(o, "text/html", (const unsigned char *)html.b.data, html.b.len, eol, NULL);
+	}
+	if (have_rtf) {
+		if (nbody > 1)
+			mf_out_fmt(o, "%s--%s%s", eol, balt, eol);
+		mf_out_fmt(o, "Content-Type: text/rtf%sContent-Disposition: inline%s"
+			      "Content-Transfer-Encoding: quoted-printable%s%s",
+			   eol, eol, eol, eol);
+		mf_qp_encode((const unsigned char *)rtf.b.data, rtf.b.len, true, eol, o);
+	}
+	if (nbody > 1)
+		mf_out_fmt(o, "%s--%s--%s", eol, balt, eol);
+	if (method) {
+		mf_out_fmt(o, "%s--%s%s", eol, bmix, eol);
+		put_calendar(o, t, method, eol);
+	}
+	for (size_t k = 0; k < t->natt; k++) {
+		struct tnef_att *a = &t->att[k];
+		const char *name = att_name(a);
+		const unsigned char *obj = a->obj && a->objlen >= 16 ? a->obj + 16 : NULL;
+		size_t objlen = obj ? a->objlen - 16 : 0;
+		bool embedded = obj && mf_tnef_sniff(obj, objlen) && depth < TNEF_MAX_DEPTH;
+		mf_out_fmt(o, "%s--%s%s", eol, bmix, eol);
+		if (embedded) {
+			struct mf_out msg = { 0 };
+			char subwhy[128] = "";
+			int r = put_embedded(&msg, obj, objlen, eol, depth, subwhy, sizeof(subwhy));
+			if (r == MF_ENOMEM) {
+				mf_out_free(&msg);
+				rc = r;
+				goto done;
+			}
+			if (r == 0) {
+				mf_out_fmt(o, "Content-Type: message/rfc822%sContent-Disposition: attachment",
+					   eol);
+				put_param(o, "filename", name, eol);
+				mf_out_fmt(o, "%s%s", eol, eol);
+				mf_out_add(o, msg.b.data, msg.b.len);
+				mf_out_free(&msg);
+				out->nattach++;
+				continue;
+			}
+			mf_out_free(&msg); /* undecodable: attach the raw stream */
+		}
+		const unsigned char *data = a->data ? a->data : a->bin ? a->bin : obj;
+		size_t len = a->data ? a->len : a->bin ? a->binlen : objlen;
+		const char *type = sane_mime(a->mime) ? a->mime
+				   : embedded		 ? "application/ms-tnef"
+							 : guess_type(name);
+		mf_out_fmt(o, "Content-Type: %s", type);
+		put_param(o, "name", name, eol);
+		mf_out_fmt(o, "%sContent-Disposition: attachment", eol);
+		put_param(o, "filename", name, eol);
+		char d[64];
+		if (a->ctime > 0) {
+			mf_mime_date(a->ctime, d, sizeof(d));
+			mf_out_fmt(o, ";%s creation-date=\"%s\"", eol, d);
+		}
+		if (a->mtime > 0) {
+			mf_mime_date(a->mtime, d, sizeof(d));
+			mf_out_fmt(o, ";%s modification-date=\"%s\"", eol, d);
+		}
+		mf_out_str(o, eol);
+		if (a->cid && !needs_encoding(a->cid) && !strchr(a->cid, '<'))
+			mf_out_fmt(o, "Content-ID: <%s>%s", a->cid, eol);
+		mf_out_fmt(o, "Content-Transfer-Encoding: base64%s%s", eol, eol);
+		mf_b64_encode(data ? data : (const unsigned char *)"", data ? len : 0, eol, o);
+		out->nattach++;
+	}
+	mf_out_fmt(o, "%s--%s--%s", eol, bmix, eol);
+done:
+	if (!rc && (html.err || rtf.err || o->err || out->ctype.err))
+		rc = MF_ENOMEM;
+	(void)why;
+	(void)whysz;
+	mf_out_free(&html);
+	mf_out_free(&rtf);
+	return rc;
+}
+
+int mf_tnef_to_mime(const unsigned char *tnef, size_t len, const char *eol,
+		    struct mf_tnef_mime *out, char *why, size_t whysz)
+{
+	struct tnef t;
+	memset(out, 0, sizeof(*out));
+	int rc = tnef_parse(&t, tnef, len, why, whysz);
+	if (!rc)
+		rc = build(&t, eol, 0, out, why, whysz);
+	tnef_free(&t);
+	return rc;
+}

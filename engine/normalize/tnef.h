@@ -1,0 +1,45 @@
+/* tnef.h - decode a TNEF stream (winmail.dat) into an ordinary MIME entity.
+ *
+ * Our own bounded decoder (MS-OXTNEF, MS-OXRTFCP, MS-OXRTFEX): Debian's
+ * libytnef 2.0 failed on valid test files (data-before-name.tnef) and read
+ * out of bounds on others under ASan (missing-filenames.tnef,
+ * multi-value-attribute.tnef), and prints to stdout. Every length read from
+ * the stream is checked against the bytes that remain; recursion (embedded
+ * messages) is capped; nothing is allocated beyond a bound derived from the
+ * input size.
+ *
+ * Pure function, no globals, any thread.
+ */
+#ifndef MF_NORM_TNEF_H
+#define MF_NORM_TNEF_H
+
+#include <stddef.h>
+
+#include "mime.h"
+
+struct mf_tnef_mime {
+	struct mf_out ctype; /* Content-Type value (may be folded with eol) */
+	struct mf_out body;  /* the entity's body */
+	unsigned nattach;    /* attachments written */
+};
+
+/* Is buf a TNEF stream (signature 0x223E9F78)? */
+bool mf_tnef_sniff(const unsigned char *buf, size_t len);
+
+/* Decode tnef[0..len) (borrowed) into out (caller frees both mf_outs with
+ * mf_out_free, also on error). Lines end with eol ("\r\n" or "\n");
+ * boundaries derive from the content. Returns 0; MF_ECORRUPT with a reason
+ * in why (NUL-terminated, truncated to whysz) when the stream is malformed;
+ * MF_ENOMEM. */
+int mf_tnef_to_mime(const unsigned char *tnef, size_t len, const char *eol,
+		    struct mf_tnef_mime *out, char *why, size_t whysz);
+
+/* Decompress an RTF_COMPRESSED blob (MS-OXRTFCP) into o. Returns 0 or
+ * MF_ECORRUPT (o may hold a partial result) or MF_ENOMEM. */
+int mf_rtf_decompress(const unsigned char *in, size_t len, struct mf_out *o);
+
+/* If rtf is encapsulated HTML (\fromhtml1), write the HTML as UTF-8 into o
+ * and return 1; return 0 if it is not; MF_ENOMEM. */
+int mf_rtf_to_html(const unsigned char *rtf, size_t len, struct mf_out *o);
+
+#endif

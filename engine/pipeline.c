@@ -1,0 +1,789 @@
+/* pipeline.c - one unit's migration (see pipeline.h). */
+#include "pipeline.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "normalize/normalize.h"
+#include "strmap.h"
+#include "util.h"
+
+#define MAX_ATTEMPTS 6
+#define MAX_THROTTLE_WAITS 30
+
+void mf_budget_init(struct mf_budget *b, uint64_t cap)
+{
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->freed, NULL);
+	b->cap = cap;
+	b->used = 0;
+}
+
+void mf_budget_destroy(struct mf_budget *b)
+{
+	pthread_mutex_destroy(&b->lock);
+	pthread_cond_destroy(&b->freed);
+}
+
+/* Take n bytes; a message bigger than the whole cap waits until it is alone. */
+static void budget_take(struct mf_budget *b, uint64_t n)
+{
+	pthread_mutex_lock(&b->lock);
+	while (b->used > 0 && b->used + n > b->cap)
+		pthread_cond_wait(&b->freed, &b->lock);
+	b->used += n;
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void budget_give(struct mf_budget *b, uint64_t n)
+{
+	pthread_mutex_lock(&b->lock);
+	b->used -= n;
+	pthread_cond_broadcast(&b->freed);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* --- per-unit context -------------------------------------------------------- */
+
+struct ref {
+	char *key;
+	uint64_t size;
+	int64_t idate;
+	unsigned flags;
+	char *skip;      /* non-mail kind */
+	bool in_doubt;   /* a pending row from an earlier run */
+};
+
+struct unit_ctx {
+	struct mf_run_ctx *run;
+	const struct mf_job *job;
+	const struct mf_unit *u;
+	struct mf_unit_stats *stats;
+	int64_t unit_id;
+	void *src, *snk;
+	const struct mf_folder *folders;
+	size_t nfolders;
+	char mailbox_q[300];
+};
+
+struct folder_ctx {
+	struct unit_ctx *c;
+	size_t index; /* into c->folders; re-found after a reconnect */
+	char *path_key;
+	const char *validity;
+	struct mf_path target;
+	enum mf_role role;
+	char *target_disp;
+	void *fh;
+	int64_t id;
+	struct mf_strmap known;   /* source key -> state */
+	struct mf_strmap seen;    /* hash -> stored copies in this folder */
+	struct mf_strmap older;   /* hash -> copies stored under an older validity */
+	struct ref *refs;
+	size_t nrefs, cap;
+	unsigned failed;
+};
+
+static const struct mf_folder *folder_of(struct folder_ctx *fc)
+{
+	return &fc->c->folders[fc->index];
+}
+
+static void backoff(struct unit_ctx *c, unsigned attempt)
+{
+	uint64_t ms = 500u << (attempt < 6 ? attempt : 6);
+	mf_sleep_ms(ms, (const volatile int *)&c->run->stop);
+}
+
+/* Reopen the source after a dropped connection and find the folder again. */
+static int reopen_source(struct unit_ctx *c, struct folder_ctx *fc, struct mf_err *err)
+{
+	char *key = fc ? fc->path_key : NULL;
+	c->job->src->close(c->src);
+	c->src = NULL;
+	c->folders = NULL;
+	int rc = c->job->src->open(c->job->src_cfg, c->u, &c->src, err);
+	if (rc == 0)
+		rc = c->job->src->folders(c->src, &c->folders, &c->nfolders, err);
+	if (rc < 0 || !fc)
+		return rc;
+	for (size_t i = 0; i < c->nfolders; i++) {
+		char *k = mf_path_key(&c->folders[i].path);
+		bool same = k && strcmp(k, key) == 0;
+		free(k);
+		if (same) {
+			fc->index = i;
+			return 0;
+		}
+	}
+	return mf_err_set(err, MF_EFOLDER, "folder %s is gone from the source", key);
+}
+
+static int reopen_sink(struct unit_ctx *c, struct folder_ctx *fc, struct mf_err *err)
+{
+	c->job->snk->close(c->snk);
+	c->snk = NULL;
+	int rc = c->job->snk->open(c->job->snk_cfg, c->u, &c->snk, err);
+	if (rc == 0 && fc)
+		rc = c->job->snk->folder(c->snk, &fc->target, fc->role, &fc->fh, err);
+	return rc;
+}
+
+/* Should this error be retried, after waiting or reconnecting? */
+static bool retryable(struct unit_ctx *c, const struct mf_err *err, unsigned *attempt,
+		      unsigned *throttles)
+{
+	enum mf_class cls = mf_err_class(err->code);
+	if (atomic_load(&c->run->stop))
+		return false;
+	if (cls == MF_CLASS_THROTTLED && ++*throttles <= MAX_THROTTLE_WAITS) {
+		uint64_t ms = err->retry_after_ms > 0 ? (uint64_t)err->retry_after_ms : 1000;
+		mf_log(MF_LOG_WARN, "event=throttled mailbox=%s wait_ms=%llu reason=\"%s\"",
+		       c->mailbox_q, (unsigned long long)ms, err->msg);
+		atomic_fetch_add(&c->stats->retries, 1);
+		mf_sleep_ms(ms, (const volatile int *)&c->run->stop);
+		return true;
+	}
+	if (cls == MF_CLASS_CONNECTION && ++*attempt < MAX_ATTEMPTS) {
+		mf_log(MF_LOG_WARN, "event=reconnect mailbox=%s attempt=%u reason=\"%s\"",
+		       c->mailbox_q, *attempt, err->msg);
+		atomic_fetch_add(&c->stats->retries, 1);
+		backoff(c, *attempt);
+		return true;
+	}
+	return false;
+}
+
+/* --- listing ------------------------------------------------------------------ */
+
+static int load_row(void *arg, const char *key, int state, const char *hash_hex)
+{
+	struct folder_ctx *fc = arg;
+	if (mf_strmap_set(&fc->known, key, state) < 0)
+		return MF_ENOMEM;
+	if (state == MF_MSG_STORED && hash_hex[0]) {
+		int *n = mf_strmap_get(&fc->seen, hash_hex);
+		if (mf_strmap_set(&fc->seen, hash_hex, n ? *n + 1 : 1) < 0)
+			return MF_ENOMEM;
+	}
+	return 0;
+}
+
+static int load_older(void *arg, const char *hash_hex)
+{
+	struct folder_ctx *fc = arg;
+	int *n = mf_strmap_get(&fc->older, hash_hex);
+	return mf_strmap_set(&fc->older, hash_hex, n ? *n + 1 : 1);
+}
+
+static int collect_ref(void *arg, const struct mf_msgref *r)
+{
+	struct folder_ctx *fc = arg;
+	int *state = mf_strmap_get(&fc->known, r->key);
+	if (state && (*state == MF_MSG_STORED || *state == MF_MSG_SKIPPED))
+		return 0;
+	if (fc->nrefs == fc->cap) {
+		size_t cap = fc->cap ? 2 * fc->cap : 256;
+		struct ref *grown = realloc(fc->refs, cap * sizeof(*grown));
+		if (!grown)
+			return MF_ENOMEM;
+		fc->refs = grown;
+		fc->cap = cap;
+	}
+	struct ref *ref = &fc->refs[fc->nrefs];
+	memset(ref, 0, sizeof(*ref));
+	ref->key = strdup(r->key);
+	ref->skip = r->skip_kind ? strdup(r->skip_kind) : NULL;
+	if (!ref->key || (r->skip_kind && !ref->skip)) {
+		free(ref->key);
+		free(ref->skip);
+		return MF_ENOMEM;
+	}
+	ref->size = r->size;
+	ref->idate = r->idate;
+	ref->flags = r->flags;
+	ref->in_doubt = state && *state == MF_MSG_PENDING;
+	fc->nrefs++;
+	return 0;
+}
+
+static void free_refs(struct folder_ctx *fc)
+{
+	for (size_t i = 0; i < fc->nrefs; i++) {
+		free(fc->refs[i].key);
+		free(fc->refs[i].skip);
+	}
+	free(fc->refs);
+	fc->refs = NULL;
+	fc->nrefs = fc->cap = 0;
+}
+
+/* --- one message ---------------------------------------------------------------- */
+
+struct outcome {
+	struct mf_ckpt_rec rec;
+	char hash[65];
+	char sink_id[MF_SINK_ID_MAX];
+	char reason[600];
+};
+
+/* Returns 0 when the message has an outcome (stored, skipped or failed), or
+ * a negative code (in err) that ends the folder or the unit. */
+static int migrate_one(struct folder_ctx *fc, struct ref *ref, struct outcome *o,
+		       struct mf_err *err)
+{
+	struct unit_ctx *c = fc->c;
+	const struct mf_job *job = c->job;
+	memset(o, 0, sizeof(*o));
+	o->rec.key = ref->key;
+	o->rec.size = ref->size;
+	o->rec.idate = ref->idate;
+	o->rec.flags = ref->flags;
+
+	if (ref->skip) {
+		o->rec.state = MF_MSG_SKIPPED;
+		snprintf(o->reason, sizeof(o->reason), "not mail: %s", ref->skip);
+		o->rec.reason = o->reason;
+		return 0;
+	}
+	uint64_t max = job->caps.max_message_bytes;
+	if (max && ref->size > max + max / 2) {
+		/* clearly too big: do not even fetch it */
+		o->rec.state = MF_MSG_SKIPPED;
+		snprintf(o->reason, sizeof(o->reason),
+			 "too big: %llu bytes, the target takes at most %llu",
+			 (unsigned long long)ref->size, (unsigned long long)max);
+		o->rec.reason = o->reason;
+		return 0;
+	}
+
+	uint64_t held = ref->size ? ref->size : 65536;
+	budget_take(&c->run->budget, held);
+	struct mf_msg msg = {0};
+	struct mf_norm_result norm = {0};
+	char *message_id = NULL;
+	int rc = 0;
+	unsigned attempt = 0, throttles = 0;
+	struct mf_msgref r = {.key = ref->key, .size = ref->size, .idate = ref->idate,
+			      .flags = ref->flags};
+	for (;;) {
+		mf_err_clear(err);
+		rc = job->src->fetch(c->src, folder_of(fc), &r, &msg, err);
+		if (rc == 0 || !retryable(c, err, &attempt, &throttles))
+			break;
+		if (mf_err_class(err->code) == MF_CLASS_CONNECTION &&
+		    (rc = reopen_source(c, fc, err)) < 0 &&
+		    mf_err_class(rc) != MF_CLASS_CONNECTION)
+			break;
+	}
+	if (rc < 0)
+		goto failed;
+	if (!msg.idate)
+		msg.idate = ref->idate;
+	if (!msg.flags)
+		msg.flags = ref->flags;
+	o->rec.idate = msg.idate;
+	o->rec.flags = msg.flags;
+	o->rec.size = msg.len;
+
+	rc = mf_normalize(&job->norm, msg.data, msg.len, msg.idate, &norm);
+	if (rc < 0) {
+		mf_err_set(err, rc, "out of memory while normalizing");
+		goto failed;
+	}
+	mf_msg_clear(&msg);
+	o->rec.changes = norm.changes;
+	o->rec.size = norm.len;
+	if (max && norm.len > max) {
+		o->rec.state = MF_MSG_SKIPPED;
+		snprintf(o->reason, sizeof(o->reason),
+			 "too big: %zu bytes, the target takes at most %llu", norm.len,
+			 (unsigned long long)max);
+		o->rec.reason = o->reason;
+		goto out;
+	}
+	unsigned char sha[MF_SHA256_LEN];
+	mf_sha256(norm.data, norm.len, sha);
+	mf_hex(sha, sizeof(sha), o->hash);
+	o->rec.hash_hex = o->hash;
+
+	int *copies = mf_strmap_get(&fc->seen, o->hash);
+	unsigned dup = copies ? (unsigned)*copies : 0;
+
+	/* After a UIDVALIDITY change the same content may already be there. */
+	int *older = mf_strmap_get(&fc->older, o->hash);
+	if (older && *older > 0) {
+		(*older)--;
+		o->rec.state = MF_MSG_STORED;
+		snprintf(o->reason, sizeof(o->reason),
+			 "already migrated under an earlier folder identity");
+		o->rec.reason = o->reason;
+		goto stored;
+	}
+
+	/* idempotency key: stable for (unit, folder, validity, source key) */
+	char idem_src[1024], idem[33];
+	unsigned char ih[MF_SHA256_LEN];
+	int l = snprintf(idem_src, sizeof(idem_src), "%s\n%s\n%s\n%s", c->u->id, fc->path_key,
+			 fc->validity, ref->key);
+	mf_sha256(idem_src, (size_t)(l < (int)sizeof(idem_src) ? l : (int)sizeof(idem_src) - 1),
+		  ih);
+	mf_hex(ih, 16, idem);
+	message_id = mf_header_message_id(norm.data, norm.len);
+	struct mf_item item = {
+		.data = norm.data,
+		.len = norm.len,
+		.sha256 = sha,
+		.hash_hex = o->hash,
+		.idem = idem,
+		.dup = dup,
+		.message_id = message_id,
+		.idate = msg.idate ? msg.idate : ref->idate,
+		.flags = o->rec.flags,
+	};
+
+	attempt = throttles = 0;
+	bool probe = ref->in_doubt;
+	for (;;) {
+		mf_err_clear(err);
+		if (probe) {
+			rc = job->snk->probe(c->snk, fc->fh, &item, o->sink_id, err);
+			if (rc == 1) {
+				mf_log(MF_LOG_INFO,
+				       "event=probe-found mailbox=%s folder_id=%lld key=%s",
+				       c->mailbox_q, (long long)fc->id, ref->key);
+				rc = 0;
+				break;
+			}
+			if (rc == 0)
+				probe = false;
+		}
+		if (!probe)
+			rc = job->snk->store(c->snk, fc->fh, &item, o->sink_id, err);
+		if (rc == 0 || !retryable(c, err, &attempt, &throttles))
+			break;
+		/* a store that failed ambiguously may have landed: probe first */
+		probe = true;
+		if (mf_err_class(err->code) == MF_CLASS_CONNECTION) {
+			struct mf_err e2 = {0};
+			if (reopen_sink(c, fc, &e2) < 0) {
+				*err = e2;
+				if (mf_err_class(e2.code) != MF_CLASS_CONNECTION) {
+					rc = e2.code;
+					break;
+				}
+			}
+		}
+	}
+	if (rc < 0)
+		goto failed;
+stored:
+	o->rec.state = MF_MSG_STORED;
+	o->rec.sink_id = o->sink_id[0] ? o->sink_id : NULL;
+	mf_strmap_set(&fc->seen, o->hash, (int)dup + 1);
+	atomic_fetch_add(&c->stats->stored, 1);
+	atomic_fetch_add(&c->stats->stored_bytes, norm.len);
+	goto out;
+
+failed:
+	switch (mf_err_class(err->code)) {
+	case MF_CLASS_MESSAGE:
+	case MF_CLASS_CONNECTION: /* gave up retrying: this message, next run again */
+	case MF_CLASS_THROTTLED:
+		o->rec.state = err->code == MF_ETOOBIG ? MF_MSG_SKIPPED : MF_MSG_FAILED;
+		o->rec.err_class = (int)mf_err_class(err->code);
+		snprintf(o->reason, sizeof(o->reason), "%s", err->msg);
+		o->rec.reason = o->reason;
+		rc = 0;
+		if (err->code == MF_EINTERRUPTED || atomic_load(&c->run->stop))
+			rc = MF_EINTERRUPTED;
+		break;
+	default:
+		break; /* ends the folder or the unit: rc stays negative */
+	}
+out:
+	free(message_id);
+	free(norm.data);
+	mf_msg_clear(&msg);
+	budget_give(&c->run->budget, held);
+	return rc;
+}
+
+/* --- one folder ------------------------------------------------------------------ */
+
+static void folder_free(struct folder_ctx *fc)
+{
+	free(fc->path_key);
+	free(fc->target_disp);
+	mf_path_free(&fc->target);
+	mf_strmap_free(&fc->known);
+	mf_strmap_free(&fc->seen);
+	mf_strmap_free(&fc->older);
+	free_refs(fc);
+}
+
+static int list_folder(struct folder_ctx *fc, const char *cursor, char **next,
+		       struct mf_err *err)
+{
+	struct unit_ctx *c = fc->c;
+	unsigned attempt = 0, throttles = 0;
+	for (;;) {
+		free_refs(fc);
+		free(*next);
+		*next = NULL;
+		mf_err_clear(err);
+		int rc = c->job->src->list(c->src, folder_of(fc), cursor, collect_ref, fc, next,
+					   err);
+		if (rc == 0 || !retryable(c, err, &attempt, &throttles))
+			return rc;
+		if (mf_err_class(err->code) == MF_CLASS_CONNECTION &&
+		    (rc = reopen_source(c, fc, err)) < 0 && mf_err_class(rc) != MF_CLASS_CONNECTION)
+			return rc;
+	}
+}
+
+static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
+{
+	const struct mf_job *job = c->job;
+	struct folder_ctx fc = {.c = c, .index = index};
+	mf_path_init(&fc.target);
+	mf_strmap_init(&fc.known);
+	mf_strmap_init(&fc.seen);
+	mf_strmap_init(&fc.older);
+	const struct mf_folder *f = folder_of(&fc);
+	char *cursor = NULL, *next = NULL, *target_key = NULL;
+	struct mf_ckpt_rec *recs = NULL;
+	struct outcome *outs = NULL;
+	int rc = mf_job_target_folder(job, c->u, f, &fc.target, &fc.role);
+	if (rc <= 0)
+		return rc; /* excluded by [folders], or ENOMEM */
+	fc.path_key = mf_path_key(&f->path);
+	target_key = mf_path_key(&fc.target);
+	fc.target_disp = mf_path_join(&fc.target, "/");
+	fc.validity = f->validity ? f->validity : "";
+	if (!fc.path_key || !target_key || !fc.target_disp) {
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		goto out;
+	}
+	struct mf_ckpt *ck = c->run->ck;
+	bool older = false;
+	rc = mf_ckpt_folder(ck, c->unit_id, fc.path_key, fc.validity, target_key, &fc.id, &cursor,
+			    &older, err);
+	if (rc == 0)
+		rc = mf_ckpt_folder_rows(ck, fc.id, load_row, &fc, err);
+	if (rc == 0 && older)
+		rc = mf_ckpt_older_hashes(ck, c->unit_id, fc.path_key, fc.validity, load_older,
+					  &fc, err);
+	if (rc == 0)
+		rc = list_folder(&fc, cursor, &next, err);
+	if (rc < 0)
+		goto out;
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < fc.nrefs; i++)
+		bytes += fc.refs[i].skip ? 0 : fc.refs[i].size;
+	atomic_fetch_add(&c->stats->listed, fc.nrefs);
+	atomic_fetch_add(&c->stats->listed_bytes, bytes);
+	if (fc.nrefs == 0) {
+		if (next && (!cursor || strcmp(cursor, next) != 0))
+			rc = mf_ckpt_folder_done(ck, fc.id, next, err);
+		goto out;
+	}
+	char q[300];
+	mf_log(MF_LOG_INFO, "event=folder mailbox=%s target=%s todo=%zu", c->mailbox_q,
+	       mf_log_quote(fc.target_disp, q, sizeof(q)), fc.nrefs);
+	{
+		unsigned attempt = 0, throttles = 0;
+		for (;;) {
+			mf_err_clear(err);
+			rc = job->snk->folder(c->snk, &fc.target, fc.role, &fc.fh, err);
+			if (rc == 0 || !retryable(c, err, &attempt, &throttles))
+				break;
+			if (mf_err_class(err->code) == MF_CLASS_CONNECTION &&
+			    (rc = reopen_sink(c, NULL, err)) < 0 &&
+			    mf_err_class(rc) != MF_CLASS_CONNECTION)
+				break;
+		}
+		if (rc < 0)
+			goto out;
+	}
+
+	size_t batch = job->batch;
+	recs = calloc(batch, sizeof(*recs));
+	outs = calloc(batch, sizeof(*outs));
+	if (!recs || !outs) {
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t start = 0; start < fc.nrefs && rc == 0; start += batch) {
+		size_t end = start + batch < fc.nrefs ? start + batch : fc.nrefs;
+		if (atomic_load(&c->run->stop)) {
+			rc = MF_EINTERRUPTED;
+			break;
+		}
+		/* 1. pending, durably, before the sink sees anything */
+		size_t np = 0;
+		for (size_t i = start; i < end; i++) {
+			struct ref *r = &fc.refs[i];
+			if (r->skip || r->in_doubt)
+				continue;
+			recs[np++] = (struct mf_ckpt_rec){.key = r->key, .state = MF_MSG_PENDING,
+							  .size = r->size, .idate = r->idate,
+							  .flags = r->flags};
+		}
+		rc = mf_ckpt_write(ck, fc.id, recs, np, err);
+		if (rc < 0)
+			break;
+		/* 2. store */
+		size_t done = 0;
+		for (size_t i = start; i < end; i++) {
+			if (i > start && atomic_load(&c->run->stop)) {
+				rc = MF_EINTERRUPTED;
+				break;
+			}
+			rc = migrate_one(&fc, &fc.refs[i], &outs[done], err);
+			if (rc < 0 && rc != MF_EINTERRUPTED)
+				break;
+			struct outcome *o = &outs[done++];
+			if (o->rec.state == MF_MSG_SKIPPED)
+				atomic_fetch_add(&c->stats->skipped, 1);
+			if (o->rec.state == MF_MSG_FAILED) {
+				atomic_fetch_add(&c->stats->failed, 1);
+				fc.failed++;
+				mf_log(MF_LOG_WARN,
+				       "event=message-failed mailbox=%s folder=%s key=%s "
+				       "class=%s reason=\"%s\"",
+				       c->mailbox_q, mf_log_quote(fc.target_disp, q, sizeof(q)),
+				       o->rec.key, mf_class_name((enum mf_class)o->rec.err_class),
+				       o->reason);
+			}
+			if (rc == MF_EINTERRUPTED)
+				break;
+		}
+		/* 3. outcomes, durably (also when stopping: what is done is done) */
+		for (size_t i = 0; i < done; i++)
+			recs[i] = outs[i].rec;
+		struct mf_err werr = {0};
+		int wrc = mf_ckpt_write(ck, fc.id, recs, done, &werr);
+		if (wrc < 0) {
+			*err = werr;
+			rc = wrc;
+		}
+	}
+	if (rc == 0 && fc.failed == 0 && next)
+		rc = mf_ckpt_folder_done(ck, fc.id, next, err);
+	if (rc == MF_EINTERRUPTED)
+		mf_err_set(err, MF_EINTERRUPTED, "interrupted");
+out:
+	free(cursor);
+	free(next);
+	free(target_key);
+	free(recs);
+	free(outs);
+	folder_free(&fc);
+	return rc;
+}
+
+/* --- one unit ----------------------------------------------------------------------- */
+
+static int open_with_retry(struct unit_ctx *c, bool source, struct mf_err *err)
+{
+	unsigned attempt = 0, throttles = 0;
+	for (;;) {
+		mf_err_clear(err);
+		int rc = source ? c->job->src->open(c->job->src_cfg, c->u, &c->src, err)
+				: c->job->snk->open(c->job->snk_cfg, c->u, &c->snk, err);
+		if (rc == 0 && source)
+			rc = c->job->src->folders(c->src, &c->folders, &c->nfolders, err);
+		if (rc == 0 || !retryable(c, err, &attempt, &throttles))
+			return rc;
+		if (source && c->src) {
+			c->job->src->close(c->src);
+			c->src = NULL;
+		}
+	}
+}
+
+int mf_pipeline_run(struct mf_run_ctx *run, const struct mf_unit *u, struct mf_unit_stats *stats,
+		    struct mf_err *why)
+{
+	struct unit_ctx c = {.run = run, .job = run->job, .u = u, .stats = stats};
+	mf_log_quote(u->mailbox, c.mailbox_q, sizeof(c.mailbox_q));
+	mf_err_clear(why);
+	int rc = mf_ckpt_unit_begin(run->ck, u, &c.unit_id, why);
+	if (rc < 0)
+		return rc;
+	struct mf_buf folder_errors = {0};
+	unsigned nfolder_errors = 0;
+	rc = open_with_retry(&c, true, why);
+	if (rc < 0) {
+		mf_err_prefix(why, "source %s", u->source_desc);
+		goto out;
+	}
+	rc = open_with_retry(&c, false, why);
+	if (rc < 0) {
+		mf_err_prefix(why, "target %s", u->mailbox);
+		goto out;
+	}
+	for (size_t i = 0; i < c.nfolders; i++) {
+		struct mf_err ferr = {0};
+		char *name = mf_path_join(&c.folders[i].path, "/");
+		rc = run_folder(&c, i, &ferr);
+		if (rc == MF_EINTERRUPTED || (rc < 0 && atomic_load(&run->stop))) {
+			*why = ferr;
+			rc = MF_EINTERRUPTED;
+			free(name);
+			break;
+		}
+		if (rc < 0 && mf_err_class(rc) == MF_CLASS_FOLDER) {
+			mf_log(MF_LOG_WARN, "event=folder-failed mailbox=%s reason=\"%s\"",
+			       c.mailbox_q, ferr.msg);
+			mf_buf_printf(&folder_errors, "%sfolder %s: %s", nfolder_errors ? "; " : "",
+				      name ? name : "?", ferr.msg);
+			nfolder_errors++;
+			atomic_fetch_add(&stats->failed, 1);
+			rc = 0;
+		} else if (rc < 0) {
+			*why = ferr;
+			mf_err_prefix(why, "folder %s", name ? name : "?");
+			free(name);
+			break;
+		}
+		free(name);
+	}
+out:
+	if (c.src)
+		run->job->src->close(c.src);
+	if (c.snk)
+		run->job->snk->close(c.snk);
+	const char *state = "done";
+	struct mf_err summary = {0};
+	if (rc == MF_EINTERRUPTED) {
+		state = "interrupted";
+	} else if (rc < 0) {
+		state = "failed";
+	} else if (nfolder_errors) {
+		state = "partial";
+		mf_err_set(&summary, MF_EFOLDER, "%s", folder_errors.data);
+	}
+	mf_buf_free(&folder_errors);
+	struct mf_err werr = {0};
+	int wrc = mf_ckpt_unit_end(run->ck, c.unit_id, state,
+				   rc < 0 ? why : (summary.code ? &summary : NULL), &werr);
+	if (wrc < 0 && rc == 0) {
+		*why = werr;
+		rc = wrc;
+	}
+	return rc;
+}
+
+/* --- dry run --------------------------------------------------------------------- */
+
+struct dry {
+	struct mf_strmap known;
+	uint64_t msgs, bytes, skipped;
+};
+
+static int dry_ref(void *arg, const struct mf_msgref *r)
+{
+	struct dry *d = arg;
+	int *state = mf_strmap_get(&d->known, r->key);
+	if (state && (*state == MF_MSG_STORED || *state == MF_MSG_SKIPPED))
+		return 0;
+	if (r->skip_kind) {
+		d->skipped++;
+		return 0;
+	}
+	d->msgs++;
+	d->bytes += r->size;
+	return 0;
+}
+
+/* Read-only: the rows already recorded for this folder, if any. */
+static int dry_known(struct mf_ckpt *ck, const struct mf_unit *u, const char *path_key,
+		     const char *validity, struct dry *d)
+{
+	if (!ck)
+		return 0;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(mf_ckpt_db(ck),
+			       "SELECT m.skey, m.state FROM message m JOIN folder f ON"
+			       " f.id = m.folder_id JOIN unit un ON un.id = f.unit_id"
+			       " WHERE un.ukey=? AND f.path=? AND f.validity=?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return MF_ESTATE;
+	sqlite3_bind_text(st, 1, u->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path_key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, validity, -1, SQLITE_STATIC);
+	int rc = 0;
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+		rc = mf_strmap_set(&d->known, (const char *)sqlite3_column_text(st, 0),
+				   sqlite3_column_int(st, 1));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int mf_pipeline_dry_run(const struct mf_job *job, struct mf_ckpt *ck, const struct mf_unit *u,
+			FILE *out, uint64_t *msgs, uint64_t *bytes, struct mf_err *why)
+{
+	void *src = NULL;
+	const struct mf_folder *folders;
+	size_t n;
+	int rc = job->src->open(job->src_cfg, u, &src, why);
+	if (rc == 0)
+		rc = job->src->folders(src, &folders, &n, why);
+	if (rc < 0) {
+		mf_err_prefix(why, "source %s", u->source_desc);
+		fprintf(out, "%s <- %s: cannot read the source: %s\n", u->mailbox, u->source_desc,
+			why->msg);
+		goto out;
+	}
+	fprintf(out, "%s <- %s\n", u->mailbox, u->source_desc);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct mf_path target;
+		enum mf_role role;
+		int take = mf_job_target_folder(job, u, &folders[i], &target, &role);
+		char *name = mf_path_join(&folders[i].path, "/");
+		if (take < 0 || !name) {
+			free(name);
+			rc = mf_err_set(why, MF_ENOMEM, "out of memory");
+			break;
+		}
+		if (take == 0) {
+			fprintf(out, "  %-40s excluded by [folders]\n", name);
+			free(name);
+			continue;
+		}
+		char *tname = mf_path_join(&target, "/");
+		char *key = mf_path_key(&folders[i].path);
+		struct dry d = {0};
+		mf_strmap_init(&d.known);
+		char *next = NULL;
+		rc = dry_known(ck, u, key ? key : "", folders[i].validity ? folders[i].validity : "",
+			       &d);
+		if (rc == 0)
+			rc = job->src->list(src, &folders[i], NULL, dry_ref, &d, &next, why);
+		if (rc == 0) {
+			fprintf(out, "  %-40s -> %-30s %6llu messages %10.1f MB",
+				name, tname ? tname : "?", (unsigned long long)d.msgs,
+				(double)d.bytes / 1e6);
+			if (d.skipped)
+				fprintf(out, "  (%llu not mail, skipped)",
+					(unsigned long long)d.skipped);
+			fputc('\n', out);
+			*msgs += d.msgs;
+			*bytes += d.bytes;
+		}
+		free(next);
+		free(key);
+		free(tname);
+		free(name);
+		mf_path_free(&target);
+		mf_strmap_free(&d.known);
+	}
+out:
+	if (src)
+		job->src->close(src);
+	return rc;
+}

@@ -1,0 +1,30 @@
+/* run.h - the commands that act on a job: run (and dry-run), status, report. */
+#ifndef MF_RUN_H
+#define MF_RUN_H
+
+#include <stdbool.h>
+
+#include "job.h"
+
+/* Exit codes (README, "Exit codes"). */
+enum {
+	MF_EXIT_OK = 0,          /* every message migrated or skipped by a rule */
+	MF_EXIT_FAILURES = 1,    /* finished, but some messages or mailboxes failed */
+	MF_EXIT_USAGE = 2,       /* usage or configuration error: nothing done */
+	MF_EXIT_INTERRUPTED = 3, /* SIGINT/SIGTERM: committed, a rerun resumes */
+};
+
+struct mf_run_opts {
+	bool dry_run;
+	bool progress; /* draw the progress display (a terminal) */
+};
+
+/* Run the job's (selected) units on the loop; returns an exit code. */
+int mf_run(struct mf_job *job, const struct mf_run_opts *opts);
+
+/* Per-unit progress from the state database. Returns an exit code. */
+int mf_status(struct mf_job *job);
+/* Per-unit report as "csv" or "json" on stdout. Returns an exit code. */
+int mf_report(struct mf_job *job, const char *format);
+
+#endif
