@@ -479,7 +479,10 @@ static void parse_entity(struct parse_ctx *c, size_t start, size_t end, int dept
 			break;
 		}
 		bool cont = i > start && (p[i] == ' ' || p[i] == '\t');
-		if (!cont && !field_name_len(p, i, ce)) {
+		/* an mbox "From " envelope line heading the message stays with
+		 * the header block */
+		bool envelope = i == 0 && ce - i >= 5 && memcmp(p, "From ", 5) == 0;
+		if (!cont && !envelope && !field_name_len(p, i, ce)) {
 			pt.hend = pt.body = i;
 			break;
 		}

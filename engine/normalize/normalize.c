@@ -156,7 +156,7 @@ static bool is_wsp(unsigned char c)
  * white space so that no piece is longer than max. Returns false if some
  * piece could not be made short enough (no white space to fold at). */
 static bool fold_line(const unsigned char *p, size_t s, size_t e, size_t max, const char *eol,
-		      struct mf_out *o)
+		      struct mf_out *o, unsigned *breaks)
 {
 	bool ok = true;
 	size_t pos = s;
@@ -185,6 +185,7 @@ static bool fold_line(const unsigned char *p, size_t s, size_t e, size_t max, co
 			cut--;
 		mf_out_add(o, p + pos, cut - pos);
 		mf_out_str(o, eol);
+		(*breaks)++;
 		pos = cut;
 	}
 	mf_out_add(o, p + pos, e - pos);
@@ -200,6 +201,7 @@ static void rebuild_header(struct ctx *c, const struct mf_part *pt, unsigned dro
 	size_t max = c->opts->max_line;
 	size_t i = pt->start;
 	bool dropping = false;
+	unsigned breaks = 0;
 	while (i < pt->hend) {
 		const unsigned char *nl = memchr(p + i, '\n', pt->hend - i);
 		size_t le = nl ? (size_t)(nl - p) : pt->hend;
@@ -221,7 +223,7 @@ static void rebuild_header(struct ctx *c, const struct mf_part *pt, unsigned dro
 		}
 		if (!dropping) {
 			if (max && ce - i > max) {
-				if (!fold_line(p, i, ce, max, c->eol, o))
+				if (!fold_line(p, i, ce, max, c->eol, o, &breaks))
 					add_note(c->res, "a header line too long has no place to fold");
 			} else {
 				mf_out_add(o, p + i, ce - i);
@@ -236,6 +238,8 @@ static void rebuild_header(struct ctx *c, const struct mf_part *pt, unsigned dro
 	mf_out_add(o, adds->b.data, adds->b.len);
 	if (!pt->blank && adds->b.len)
 		mf_out_str(o, c->eol); /* the header block had no blank line: make one */
+	if (breaks)
+		c->res->changes |= MF_NORM_LONG_LINES;
 }
 
 static bool is_tnef_part(const unsigned char *p, const struct mf_part *pt)
@@ -385,8 +389,6 @@ static void plan_part(struct ctx *c, const struct mf_part *pts, size_t idx)
 		c->res->changes |= MF_NORM_DATE;
 	}
 	bool fold = o->max_line && longest_line(c->p, pt->start, pt->hend) > o->max_line;
-	if (fold)
-		c->res->changes |= MF_NORM_LONG_LINES;
 	struct edit *he = &c->ed[hdr_slot];
 	if (c->err || adds.err) {
 		c->err = c->err ? c->err : adds.err;

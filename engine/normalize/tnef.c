@@ -1163,7 +1163,7 @@ static int build(struct tnef *t, const char *eol, int depth, struct mf_tnef_mime
 {
 	unsigned char h[MF_SHA256_LEN];
 	char hex[2 * MF_SHA256_LEN + 1];
-	char bmix[64], balt[64];
+	char bmix[96], balt[96];
 	mf_sha256(t->raw, t->rawlen, h);
 	mf_hex(h, 12, hex);
 	/* "=_" cannot occur in base64 or quoted-printable text */

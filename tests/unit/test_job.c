@@ -1,0 +1,338 @@
+/* Job file and manifest parsing: every problem named with file:line. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/job.h"
+#include "test.h"
+
+static char tmpdir[512];
+
+static void write_file(const char *name, const char *text)
+{
+	char path[768];
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		perror(path);
+		exit(1);
+	}
+	fputs(text, f);
+	fclose(f);
+}
+
+/* Load a job; returns rc and the diagnostics in diag (caller frees). */
+static int load(const char *job_text, const char *manifest, char **diag, struct mf_job *job)
+{
+	write_file("job.ini", job_text);
+	if (manifest)
+		write_file("m.csv", manifest);
+	char path[768];
+	snprintf(path, sizeof(path), "%s/job.ini", tmpdir);
+	size_t len;
+	FILE *d = open_memstream(diag, &len);
+	int rc = mf_job_load(path, job, d);
+	fclose(d);
+	return rc;
+}
+
+static const char *good_job = "[job]\n"
+			      "name = wave1\n"
+			      "state = state/w.db ; comment\n"
+			      "manifest = m.csv\n"
+			      "parallel = 3\n"
+			      "[source]\n"
+			      "type = imap\n"
+			      "host = 127.0.0.1\n"
+			      "port = 11143\n"
+			      "tls = none\n"
+			      "auth = plain\n"
+			      "[sink]\n"
+			      "type = maildir\n"
+			      "path = out\n";
+
+static const char *imap_csv = "EmailAddress,UserName,Password,UserRoot\r\n"
+			      "alice@example.com,alice,\"pa,ss\"\"word\",\r\n"
+			      "bob@example.com,bob,secret,/users/bob\r\n";
+
+TEST(job_loads)
+{
+	struct mf_job job;
+	char *diag = NULL;
+	int rc = load(good_job, imap_csv, &diag, &job);
+	CHECK_INT(rc, 0);
+	if (rc == 0) {
+		CHECK_STR(job.name, "wave1");
+		CHECK_INT(job.parallel, 3);
+		CHECK(strstr(job.state_path, "/state/w.db") != NULL);
+		CHECK_INT(job.nunits, 2);
+		CHECK_STR(job.units[0].password, "pa,ss\"word");
+		CHECK(job.units[0].user_root == NULL);
+		CHECK_STR(job.units[1].user_root, "/users/bob");
+		CHECK_STR(job.units[1].mailbox, "bob@example.com");
+		CHECK(!job.norm.crlf); /* maildir */
+	} else {
+		fprintf(stderr, "%s", diag);
+	}
+	mf_job_free(&job);
+	free(diag);
+}
+
+TEST(job_errors_name_line_and_key)
+{
+	struct mf_job job;
+	char *diag = NULL;
+	const char *bad = "[job]\n"
+			  "name = w\n"
+			  "state = s.db\n"
+			  "manifest = m.csv\n"
+			  "paralel = 3\n"         /* line 5: unknown key */
+			  "[source]\n"
+			  "type = pst\n"
+			  "root = .\n"
+			  "[sink]\n"
+			  "type = maildir\n"
+			  "[extra]\n"             /* line 11: unknown section */
+			  "x = 1\n";
+	int rc = load(bad, imap_csv, &diag, &job);
+	CHECK_INT(rc, MF_ECONFIG);
+	CHECK(strstr(diag, "job.ini:5: [job] unknown key 'paralel'") != NULL);
+	CHECK(strstr(diag, "job.ini:11: unknown section [extra]") != NULL);
+	mf_job_free(&job);
+	free(diag);
+}
+
+TEST(job_bad_values)
+{
+	struct mf_job job;
+	char *diag = NULL;
+	const char *bad = "[job]\n"
+			  "name = w\n"
+			  "state = s.db\n"
+			  "manifest = m.csv\n"
+			  "parallel = many\n"
+			  "[source]\n"
+			  "type = pop3\n"
+			  "[sink]\n"
+			  "type = maildir\n"
+			  "path = out\n";
+	int rc = load(bad, imap_csv, &diag, &job);
+	CHECK_INT(rc, MF_ECONFIG);
+	CHECK(strstr(diag, "job.ini:5: [job] parallel: 'many' is not a whole number") != NULL);
+	CHECK(strstr(diag, "job.ini:7: [source] type: unknown source 'pop3'") != NULL);
+	mf_job_free(&job);
+	free(diag);
+}
+
+TEST(job_missing_required)
+{
+	struct mf_job job;
+	char *diag = NULL;
+	const char *bad = "[job]\nname = w\nmanifest = m.csv\n[source]\ntype = imap\nhost = h\n"
+			  "[sink]\ntype = maildir\npath = o\n";
+	int rc = load(bad, imap_csv, &diag, &job);
+	CHECK_INT(rc, MF_ECONFIG);
+	CHECK(strstr(diag, "job.ini:1: [job] missing required key 'state'") != NULL);
+	mf_job_free(&job);
+	free(diag);
+}
+
+static int parse_manifest(const char *text, const char *root, struct mf_unit **u, size_t *n,
+			  enum mf_manifest_kind *kind, char **diag)
+{
+	size_t len;
+	FILE *d = open_memstream(diag, &len);
+	int rc = mf_manifest_parse("m.csv", text, strlen(text), root, kind, u, n, d);
+	fclose(d);
+	return rc;
+}
+
+TEST(manifest_pst)
+{
+	const char *csv =
+		"Workload,FilePath,Name,Mailbox,IsArchive,TargetRootFolder,ContentCodePage,"
+		"SPFileContainer,SPManifestContainer,SPSiteUrl\n"
+		"Exchange,,annb.pst,annb@contoso.onmicrosoft.com,FALSE,/,,,,\n"
+		"Exchange,PSTs\\old,annb_archive.pst,annb@contoso.onmicrosoft.com,TRUE,,,,,\n"
+		"Exchange,PSTs,donh.pst,donh@contoso.onmicrosoft.com,FALSE,/ImportedPst,,,,\n";
+	struct mf_unit *u;
+	size_t n;
+	enum mf_manifest_kind kind;
+	char *diag = NULL;
+	int rc = parse_manifest(csv, "/data", &u, &n, &kind, &diag);
+	CHECK_INT(rc, 0);
+	CHECK_INT(kind, MF_MANIFEST_PST);
+	CHECK_INT(n, 3);
+	if (rc == 0 && n == 3) {
+		CHECK_STR(u[0].pst_path, "/data/annb.pst");
+		CHECK_STR(u[0].target_root, "/");
+		CHECK_STR(u[1].pst_path, "/data/PSTs/old/annb_archive.pst");
+		CHECK(u[1].is_archive);
+		CHECK_STR(u[2].target_root, "/ImportedPst");
+		CHECK_INT(u[2].line, 4);
+	}
+	mf_units_free(u, n);
+	free(diag);
+}
+
+TEST(manifest_reports_every_bad_line)
+{
+	const char *csv = "Workload,FilePath,Name,Mailbox,IsArchive,TargetRootFolder\n"
+			  "Exchange,,a.pst,a@x.com,FALSE,\n"
+			  "SharePoint,,b.pst,b@x.com,FALSE,\n"     /* 3: workload */
+			  "Exchange,../etc,c.pst,c@x.com,FALSE,\n" /* 4: traversal */
+			  "Exchange,,d.txt,d@x.com,FALSE,\n"       /* 5: not a pst */
+			  "Exchange,,e.pst,not-an-address,FALSE,\n" /* 6 */
+			  "Exchange,,f.pst,f@x.com,MAYBE,\n"       /* 7 */
+			  "Exchange,,g.pst,g@x.com,FALSE,Inbox\n"  /* 8 */
+			  "Exchange,,a.pst,a@x.com,FALSE,\n";      /* 9: duplicate of 2 */
+	struct mf_unit *u;
+	size_t n;
+	enum mf_manifest_kind kind;
+	char *diag = NULL;
+	int rc = parse_manifest(csv, "/r", &u, &n, &kind, &diag);
+	CHECK_INT(rc, MF_ECONFIG);
+	for (int line = 3; line <= 9; line++) {
+		char want[32];
+		snprintf(want, sizeof(want), "m.csv:%d: ", line);
+		CHECK(strstr(diag, want) != NULL);
+	}
+	CHECK(strstr(diag, "m.csv:2: ") == NULL);
+	CHECK(strstr(diag, "Workload is 'SharePoint'") != NULL);
+	CHECK(strstr(diag, "the same row as line 2") != NULL);
+	free(diag);
+}
+
+TEST(manifest_imap_quoting_and_lines)
+{
+	/* a quoted field spanning two lines: the next row's line is still right */
+	const char *csv = "EmailAddress,UserName,Password\n"
+			  "a@x.com,a,\"multi\nline\"\n"
+			  "b@x.com,,pw\n";
+	struct mf_unit *u;
+	size_t n;
+	enum mf_manifest_kind kind;
+	char *diag = NULL;
+	int rc = parse_manifest(csv, NULL, &u, &n, &kind, &diag);
+	CHECK_INT(rc, MF_ECONFIG);
+	CHECK(strstr(diag, "m.csv:4: UserName is empty") != NULL);
+	CHECK(strstr(diag, "pw") == NULL); /* passwords never printed */
+	free(diag);
+}
+
+TEST(manifest_unknown_header)
+{
+	struct mf_unit *u;
+	size_t n;
+	enum mf_manifest_kind kind;
+	char *diag = NULL;
+	int rc = parse_manifest("a,b,c\n1,2,3\n", NULL, &u, &n, &kind, &diag);
+	CHECK_INT(rc, MF_ECONFIG);
+	CHECK(strstr(diag, "m.csv:1: unknown header") != NULL);
+	free(diag);
+}
+
+static void folder_with(struct mf_folder *f, const char *a, const char *b, enum mf_role role)
+{
+	memset(f, 0, sizeof(*f));
+	mf_path_init(&f->path);
+	mf_path_push(&f->path, a, strlen(a));
+	if (b)
+		mf_path_push(&f->path, b, strlen(b));
+	f->role = role;
+}
+
+TEST(target_folder_mapping)
+{
+	struct mf_job job;
+	memset(&job, 0, sizeof(job));
+	struct mf_unit u = {.pst_path = "/x.pst", .target_root = ""};
+	struct mf_folder f;
+	struct mf_path t;
+	enum mf_role role;
+	folder_with(&f, "Inbox", NULL, MF_ROLE_INBOX);
+	CHECK_INT(mf_job_target_folder(&job, &u, &f, &t, &role), 1);
+	char *s = mf_path_join(&t, "/");
+	CHECK_STR(s, "Imported/Inbox");
+	CHECK_INT(role, MF_ROLE_NONE);
+	free(s);
+	mf_path_free(&t);
+
+	u.target_root = "/";
+	CHECK_INT(mf_job_target_folder(&job, &u, &f, &t, &role), 1);
+	s = mf_path_join(&t, "/");
+	CHECK_STR(s, "Inbox");
+	CHECK_INT(role, MF_ROLE_INBOX);
+	free(s);
+	mf_path_free(&t);
+
+	u.target_root = "/Old Mail/2019";
+	CHECK_INT(mf_job_target_folder(&job, &u, &f, &t, &role), 1);
+	s = mf_path_join(&t, "/");
+	CHECK_STR(s, "Old Mail/2019/Inbox");
+	free(s);
+	mf_path_free(&t);
+	mf_path_free(&f.path);
+
+	/* [folders] rules */
+	char *inc[] = {"*"}, *exc[] = {"Junk*"};
+	struct mf_folder_rename ren[] = {{.from = "Projects", .to = "Archive/Projects"}};
+	job.rules = (struct mf_folder_rules){.include = inc, .ninclude = 1, .exclude = exc,
+					     .nexclude = 1, .rename = ren, .nrename = 1};
+	u.target_root = "/";
+	folder_with(&f, "Junk E-mail", NULL, MF_ROLE_JUNK);
+	CHECK_INT(mf_job_target_folder(&job, &u, &f, &t, &role), 0);
+	mf_path_free(&f.path);
+	folder_with(&f, "Projects", "2024", MF_ROLE_NONE);
+	CHECK_INT(mf_job_target_folder(&job, &u, &f, &t, &role), 1);
+	s = mf_path_join(&t, "/");
+	CHECK_STR(s, "Archive/Projects/2024");
+	free(s);
+	mf_path_free(&t);
+	mf_path_free(&f.path);
+}
+
+TEST(path_keys_roundtrip)
+{
+	struct mf_path p, q;
+	mf_path_init(&p);
+	mf_path_push(&p, "a/b", 3);
+	mf_path_push(&p, "100%", 4);
+	mf_path_push(&p, "Überweisungen", strlen("Überweisungen"));
+	char *k = mf_path_key(&p);
+	CHECK_STR(k, "a%2Fb/100%25/Überweisungen");
+	CHECK_INT(mf_path_from_key(&q, k), 0);
+	CHECK_INT(q.n, 3);
+	if (q.n == 3) {
+		CHECK_STR(q.seg[0], "a/b");
+		CHECK_STR(q.seg[1], "100%");
+	}
+	free(k);
+	mf_path_free(&p);
+	mf_path_free(&q);
+}
+
+int main(void)
+{
+	const char *base = getenv("MF_TMP") ? getenv("MF_TMP") : "/tmp";
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s", base);
+	if (system(cmd) != 0)
+		return 1;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test_job.XXXXXX", base);
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	RUN(job_loads);
+	RUN(job_errors_name_line_and_key);
+	RUN(job_bad_values);
+	RUN(job_missing_required);
+	RUN(manifest_pst);
+	RUN(manifest_reports_every_bad_line);
+	RUN(manifest_imap_quoting_and_lines);
+	RUN(manifest_unknown_header);
+	RUN(target_folder_mapping);
+	RUN(path_keys_roundtrip);
+	return test_done();
+}
