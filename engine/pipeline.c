@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "log.h"
 #include "normalize/normalize.h"
 #include "strmap.h"
@@ -379,6 +380,7 @@ static int migrate_one(struct folder_ctx *fc, struct ref *ref, struct outcome *o
 	}
 	if (rc < 0)
 		goto failed;
+	mf_fault_point(MF_FAULT_STORE);
 stored:
 	o->rec.state = MF_MSG_STORED;
 	o->rec.sink_id = o->sink_id[0] ? o->sink_id : NULL;
@@ -535,6 +537,8 @@ static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 		rc = mf_ckpt_write(ck, fc.id, recs, np, err);
 		if (rc < 0)
 			break;
+		if (np)
+			mf_fault_point(MF_FAULT_PENDING);
 		/* 2. store */
 		size_t done = 0;
 		for (size_t i = start; i < end; i++) {
@@ -569,6 +573,8 @@ static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 		if (wrc < 0) {
 			*err = werr;
 			rc = wrc;
+		} else if (done) {
+			mf_fault_point(MF_FAULT_COMMIT);
 		}
 	}
 	if (rc == 0 && fc.failed == 0 && next)
