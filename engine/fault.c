@@ -6,15 +6,20 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int armed_stage = -1;
 static long armed_count;
 static atomic_long seen[MF_FAULT_NSTAGES];
+static long delay_ms;
 
 static void arm(void)
 {
 	static const char *const names[MF_FAULT_NSTAGES] = {"pending", "store", "commit"};
+	const char *d = getenv("MF_FAULT_DELAY_MS");
+	if (d)
+		delay_ms = strtol(d, NULL, 10);
 	const char *v = getenv("MF_FAULT_KILL_AT");
 	if (!v)
 		return;
@@ -37,6 +42,11 @@ static void arm(void)
 void mf_fault_point(enum mf_fault_stage stage)
 {
 	pthread_once(&once, arm);
+	if (delay_ms > 0 && stage == MF_FAULT_STORE) {
+		struct timespec ts = {.tv_sec = delay_ms / 1000,
+				      .tv_nsec = (delay_ms % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
 	if (armed_stage != (int)stage)
 		return;
 	if (atomic_fetch_add(&seen[stage], 1) + 1 == armed_count)

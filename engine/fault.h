@@ -5,6 +5,9 @@
  * named point. Stages: pending (after a pending batch committed), store
  * (after the sink stored a message, before its commit), commit (after an
  * outcome batch committed). Unset, a point costs one predictable branch.
+ *
+ * MF_FAULT_DELAY_MS=N sleeps N ms at every store point, so that signal and
+ * kill tests can catch a small job in the middle of its work.
  */
 #ifndef MF_FAULT_H
 #define MF_FAULT_H

@@ -454,8 +454,10 @@ int mf_job_load(const char *path, struct mf_job *job, FILE *diag)
 		return MF_ECONFIG;
 	}
 	job->file = strdup(path);
+	/* relative paths in the job file start at its directory, made absolute
+	 * so that reports and logs name files unambiguously */
 	char *tmp = strdup(path);
-	job->dir = tmp ? strdup(dirname(tmp)) : NULL;
+	job->dir = tmp ? realpath(dirname(tmp), NULL) : NULL;
 	free(tmp);
 	if (!job->file || !job->dir) {
 		free(text);
@@ -605,10 +607,14 @@ int mf_job_select(struct mf_job *job, const char *users, unsigned shard_i, unsig
 			free(keep);
 			return MF_ENOMEM;
 		}
-		char *save = NULL;
-		for (char *u = strtok_r(list, ",", &save); u; u = strtok_r(NULL, ",", &save)) {
+		for (char *u = list, *next; u; u = next) {
+			next = strchr(u, ',');
+			if (next)
+				*next++ = '\0';
 			while (*u == ' ')
 				u++;
+			if (!*u)
+				continue;
 			bool found = false;
 			for (size_t i = 0; i < job->nunits; i++) {
 				const struct mf_unit *un = &job->units[i];

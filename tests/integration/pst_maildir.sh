@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# PST -> Maildir through `mailferry run`, checked from the Maildir itself:
+# dry run, first run, delta pass, a new manifest row, rows sharing a mailbox,
+# --users, the job lock, a corrupt PST, SIGTERM and resume, bad job files.
+source "$MF_SRC/tests/lib/common.sh"
+
+PST=$(pst_dir)
+mapfile -t psts < <(cd "$PST" && ls *.pst 2>/dev/null | sort)
+[ ${#psts[@]} -ge 2 ] || skip "need at least two PST files in $PST"
+J=$T/job
+pst_job "$J" wave1 "$PST" "parallel = 4" "batch = 4"
+{
+  pst_manifest_header
+  echo "Exchange,,${psts[0]},ann@example.com,FALSE,/,,,,"
+  echo "Exchange,,${psts[1]},bob@example.com,FALSE,,,,,"
+} >"$J/manifest.csv"
+run() { "$MF_BIN" "$@" --no-progress; }
+
+# --- dry run: lists, writes nothing
+out=$(run run "$J/job.ini" --dry-run 2>&1) && rc=0 || rc=$?
+check_eq "dry run exits 0" "$rc" 0
+check "dry run says what would move" grep -q "would move [1-9][0-9]* messages" <<<"$out"
+check "dry run created no state database" test ! -e "$J/state/wave1.db"
+check "dry run created no Maildir" test ! -e "$J/out"
+would=$(sed -n 's/^would move \([0-9]*\) messages.*/\1/p' <<<"$out")
+
+# --- first run
+out=$(run run "$J/job.ini" 2>&1) && rc=0 || rc=$?
+check_eq "first run exits 0" "$rc" 0
+n=$(maildir_digest --count "$J/out")
+check_eq "the Maildirs hold what the dry run announced" "$n" "$would"
+stored=$(python3 -c 'import json,sys; print(sum(m["messages_stored"] for m in json.load(sys.stdin)["mailboxes"]))' \
+  < <("$MF_BIN" report "$J/job.ini" --format json))
+check_eq "the report counts what is on disk" "$stored" "$n"
+check "ann's PST was merged into the top level (TargetRootFolder /)" test -d "$J/out/ann@example.com/cur"
+check "bob's PST went under Imported (TargetRootFolder empty)" \
+  bash -c "ls -d '$J/out/bob@example.com/.Imported'* >/dev/null"
+st=$("$MF_BIN" status "$J/job.ini")
+check "status shows both mailboxes done" bash -c "[ \$(grep -c ' done ' <<<'$st') -eq 2 ]"
+digest1=$(maildir_digest "$J/out")
+
+# --- second run: a delta pass that moves nothing
+out=$(run run "$J/job.ini" 2>&1) && rc=0 || rc=$?
+check_eq "second run exits 0" "$rc" 0
+check "second run says there was nothing new" grep -q "nothing new to move" <<<"$out"
+check_eq "second run changed nothing on disk" "$(maildir_digest "$J/out")" "$digest1"
+
+# --- a new row: only the new mailbox moves
+echo "Exchange,,${psts[0]},cat@example.com,FALSE,/Old PST,,,," >>"$J/manifest.csv"
+out=$(run run "$J/job.ini" 2>&1) && rc=0 || rc=$?
+check_eq "run with a new row exits 0" "$rc" 0
+new=$(maildir_digest --count "$J/out/cat@example.com")
+check "the new mailbox got messages" test "$new" -gt 0
+check "only the new mailbox moved" grep -q "moved $new messages" <<<"$out"
+check_eq "the other mailboxes are untouched" \
+  "$(maildir_digest "$J/out" | grep -v '^cat@example.com')" "$digest1"
+check "TargetRootFolder /Old PST is the root of cat's folders" test -d "$J/out/cat@example.com/.Old PST"
+
+# --- two rows for one mailbox run one after the other
+K=$T/same
+pst_job "$K" same "$PST" "parallel = 4"
+{
+  pst_manifest_header
+  echo "Exchange,,${psts[0]},dan@example.com,FALSE,/A,,,,"
+  echo "Exchange,,${psts[1]},dan@example.com,FALSE,/B,,,,"
+} >"$K/manifest.csv"
+out=$(run run "$K/job.ini" 2>&1) && rc=0 || rc=$?
+check_eq "two rows for one mailbox: exit 0" "$rc" 0
+order=$(grep -o 'event=mailbox-[a-z]* mailbox=dan@example.com' <<<"$out" | cut -d' ' -f1 | tr '\n' ' ')
+check_eq "they ran one after the other, never at once" "$order" \
+  "event=mailbox-start event=mailbox-done event=mailbox-start event=mailbox-done "
+check "both landed in dan's Maildir" test -d "$K/out/dan@example.com/.A" -a -d "$K/out/dan@example.com/.B"
+
+# --- --users
+U=$T/users
+pst_job "$U" users "$PST"
+cp "$J/manifest.csv" "$U/manifest.csv"
+run run "$U/job.ini" --users bob@example.com >/dev/null 2>&1 && rc=0 || rc=$?
+check_eq "--users run exits 0" "$rc" 0
+check_eq "--users moved only bob" "$(ls "$U/out")" "bob@example.com"
+run run "$U/job.ini" --users nobody@example.com >/dev/null 2>&1 && rc=0 || rc=$?
+check_eq "--users with an unknown mailbox is a usage error" "$rc" 2
+
+# --- the job lock: a second run of the same job refuses
+exec 9>"$J/state/wave1.db.lock"
+flock -n 9
+out=$(run run "$J/job.ini" 2>&1) && rc=0 || rc=$?
+flock -u 9
+exec 9>&-
+check_eq "a second run while the job is locked exits 2" "$rc" 2
+check "and says the job is already running" grep -q "already running" <<<"$out"
+
+# --- a truncated PST fails its mailbox only
+C=$T/corrupt
+pst_job "$C" corrupt "$T/corrupt-psts"
+mkdir -p "$T/corrupt-psts"
+cp "$PST/${psts[0]}" "$T/corrupt-psts/good.pst"
+head -c 40 "$PST/${psts[0]}" >"$T/corrupt-psts/truncated.pst"
+{
+  pst_manifest_header
+  echo "Exchange,,truncated.pst,eve@example.com,FALSE,,,,"
+  echo "Exchange,,good.pst,fay@example.com,FALSE,,,,"
+  echo "Exchange,,missing.pst,gil@example.com,FALSE,,,,"
+} >"$C/manifest.csv"
+run run "$C/job.ini" >/dev/null 2>&1 && rc=0 || rc=$?
+check_eq "bad PSTs: the run finishes with exit 1" "$rc" 1
+rep=$("$MF_BIN" report "$C/job.ini" --format csv)
+check "the truncated PST's mailbox failed with a reason" grep -q '^eve@example.com,.*,failed,.*truncated' <<<"$rep"
+check "the missing PST's mailbox failed with a reason" grep -qi '^gil@example.com,.*,failed,.*\(no such file\|cannot open\|not found\)' <<<"$rep"
+check "the good PST's mailbox is done" grep -q '^fay@example.com,.*,done,' <<<"$rep"
+
+# --- SIGTERM: finish in-flight work, exit 3, resume to the same result
+S=$T/signal
+pst_job "$S" signal "$PST" "parallel = 2" "batch = 2"
+grep -v "^Exchange,,[^,]*,cat@" "$J/manifest.csv" >"$S/manifest.csv"
+MF_FAULT_DELAY_MS=40 "$MF_BIN" run "$S/job.ini" --no-progress >"$T/signal.log" 2>&1 &
+pid=$!
+sleep 0.5
+kill -TERM $pid
+wait $pid && rc=0 || rc=$?
+check_eq "SIGTERM mid-run exits 3" "$rc" 3
+part=$(maildir_digest --count "$S/out")
+check "it stopped part way ($part messages)" test "$part" -lt "$(maildir_digest "$J/out" | grep -vc '^cat@')"
+run run "$S/job.ini" >/dev/null 2>&1 && rc=0 || rc=$?
+check_eq "the rerun exits 0" "$rc" 0
+check_eq "the rerun completes the same Maildirs as an uninterrupted run" \
+  "$(maildir_digest "$S/out")" "$(maildir_digest "$J/out" | grep -v '^cat@')"
+
+# --- bad job files: exit 2, nothing touched
+B=$T/bad
+pst_job "$B" bad "$PST" "paralel = 2"
+cp "$J/manifest.csv" "$B/manifest.csv"
+out=$(run run "$B/job.ini" 2>&1) && rc=0 || rc=$?
+check_eq "a misspelt key exits 2" "$rc" 2
+check "the error names file, line and key" grep -q "job.ini:5: \[job\] unknown key 'paralel'" <<<"$out"
+check "nothing was created" test ! -e "$B/state" -a ! -e "$B/out"
+printf 'Workload,FilePath,Name,Mailbox\nExchange,,a.pst,nobody\nExchange,,b.doc,x@y.z\n' >"$B/manifest.csv"
+pst_job "$B" bad "$PST"
+out=$(run run "$B/job.ini" 2>&1) && rc=0 || rc=$?
+check_eq "a malformed manifest exits 2" "$rc" 2
+check "every bad line is named" bash -c "grep -q 'manifest.csv:2:' <<<'$out' && grep -q 'manifest.csv:3:' <<<'$out'"
+
+finish
