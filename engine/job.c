@@ -82,29 +82,36 @@ static struct mf_conf_section *find_section(struct parse *p, const char *name)
 	return NULL;
 }
 
+static struct mf_conf_section *add_section(struct parse *p, const char *name, int line)
+{
+	struct mf_conf_section *grown = realloc(p->sec, (p->nsec + 1) * sizeof(*grown));
+	if (!grown)
+		return NULL;
+	p->sec = grown;
+	struct mf_conf_section *s = &p->sec[p->nsec];
+	memset(s, 0, sizeof(*s));
+	s->file = p->file;
+	s->line = line;
+	s->name = strdup(name);
+	if (!s->name)
+		return NULL;
+	p->nsec++;
+	return s;
+}
+
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse *p = user;
-	struct mf_conf_section *s = find_section(p, section);
-	if (!s) {
-		struct mf_conf_section *grown = realloc(p->sec, (p->nsec + 1) * sizeof(*grown));
-		if (!grown)
-			return 0;
-		p->sec = grown;
-		s = &p->sec[p->nsec++];
-		memset(s, 0, sizeof(*s));
-		s->file = p->file;
-		s->name = strdup(section);
-		s->line = p->last_header_line ? p->last_header_line : p->line;
-		if (!s->name)
-			return 0;
-	}
 	if (!*section) {
 		fprintf(p->diag, "%s:%d: key '%s' is outside any section\n", p->file, p->line,
 			name);
 		p->errors++;
 		return 1;
 	}
+	struct mf_conf_section *s = find_section(p, section);
+	if (!s && !(s = add_section(p, section, p->last_header_line ? p->last_header_line
+								    : p->line)))
+		return 0;
 	struct mf_conf_kv *grown = realloc(s->kv, (s->n + 1) * sizeof(*grown));
 	if (!grown)
 		return 0;
@@ -158,13 +165,13 @@ int mf_job_parse_ini(const char *file, const char *text, size_t len,
 				size_t nl = e - j - 1 < sizeof(name) - 1 ? e - j - 1 : sizeof(name) - 1;
 				memcpy(name, text + j + 1, nl);
 				name[nl] = '\0';
-				if (!find_section(&p, name) && handler(&p, name, "", NULL)) {
-					/* a section with no keys: keep it, without the dummy key */
-					struct mf_conf_section *s = find_section(&p, name);
-					s->line = line;
-					free(s->kv[0].key);
-					free(s->kv[0].value);
-					s->n = 0;
+				if (!nl || e >= len || text[e] != ']') {
+					fprintf(diag, "%s:%d: a section header needs a name: [name]\n",
+						file, line);
+					p.errors++;
+				} else if (!find_section(&p, name) && !add_section(&p, name, line)) {
+					fprintf(diag, "%s: out of memory\n", file);
+					p.errors++;
 				}
 			}
 		}
