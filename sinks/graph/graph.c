@@ -1,0 +1,634 @@
+/* graph.c - the graph sink: Microsoft 365 mailboxes through Microsoft Graph.
+ * Folders by well-known name or created (paging, ErrorFolderExists),
+ * messages by importMime (beta) or the JSON path, probe by
+ * internetMessageId. */
+#include "graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "engine/log.h"
+#include "sinks/http/json.h"
+
+static const struct mf_conf_key g_keys[] = {
+	{"graph_url", false, "Graph endpoint (default https://graph.microsoft.com)"},
+	{"login_url", false, "token endpoint base (default https://login.microsoftonline.com)"},
+	{"tenant", true, "tenant id or domain"},
+	{"client_id", true, "application (client) id"},
+	{"client_secret", false, "client secret (prefer client_secret_env or _file)"},
+	{"client_secret_env", false, "environment variable holding the client secret"},
+	{"client_secret_file", false, "file holding the client secret"},
+	{"mode", false, "import-mime (default, beta importMime) | json (v1.0)"},
+	{NULL, false, NULL},
+};
+
+static void g_free_config(void *p)
+{
+	struct g_cfg *c = p;
+	if (!c)
+		return;
+	free(c->graph_url);
+	free(c->login_url);
+	free(c->tenant);
+	free(c->client_id);
+	mf_secret_free(c->secret);
+	free(c->scope);
+	free(c);
+}
+
+static char *trim_slash(const char *s)
+{
+	char *d = strdup(s);
+	if (!d)
+		return NULL;
+	size_t l = strlen(d);
+	while (l && d[l - 1] == '/')
+		d[--l] = '\0';
+	return d;
+}
+
+static int g_configure(const struct mf_conf_section *sec, void **out, struct mf_err *err)
+{
+	static const char *const modes[] = {"import-mime", "json", NULL};
+	int rc;
+	struct g_cfg *c = calloc(1, sizeof(*c));
+	if (!c)
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	if ((rc = mf_conf_enum(sec, "mode", modes, G_MODE_IMPORT, &c->mode, err)) < 0)
+		goto fail;
+	const char *gu = mf_conf_get(sec, "graph_url", "https://graph.microsoft.com");
+	const char *lu = mf_conf_get(sec, "login_url", "https://login.microsoftonline.com");
+	if (strncmp(gu, "https://", 8) != 0 && strncmp(gu, "http://", 7) != 0) {
+		rc = mf_conf_error(sec, "graph_url", err, "not an http(s) URL");
+		goto fail;
+	}
+	if (strncmp(lu, "https://", 8) != 0 && strncmp(lu, "http://", 7) != 0) {
+		rc = mf_conf_error(sec, "login_url", err, "not an http(s) URL");
+		goto fail;
+	}
+	c->graph_url = trim_slash(gu);
+	c->login_url = trim_slash(lu);
+	c->tenant = strdup(mf_conf_get(sec, "tenant", ""));
+	c->client_id = strdup(mf_conf_get(sec, "client_id", ""));
+	struct mf_buf sc = {0};
+	/* The scope is the Graph resource's .default. */
+	const char *host = strstr(c->graph_url ? c->graph_url : "", "://");
+	if (mf_buf_printf(&sc, "%s/.default",
+			  host && strncmp(c->graph_url, "http://127.", 11) != 0 ? c->graph_url
+										: "https://graph.microsoft.com") < 0) {
+		mf_buf_free(&sc);
+		goto nomem;
+	}
+	c->scope = sc.data;
+	if (!c->graph_url || !c->login_url || !c->tenant || !c->client_id)
+		goto nomem;
+	if ((rc = mf_conf_secret(sec, "client_secret", &c->secret, err)) < 0)
+		goto fail;
+	if (!c->secret) {
+		rc = mf_conf_error(sec, NULL, err, "client_secret_env or client_secret_file is required");
+		goto fail;
+	}
+	*out = c;
+	return 0;
+nomem:
+	rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+fail:
+	g_free_config(c);
+	return rc;
+}
+
+static void g_caps(const void *cfg, struct mf_sink_caps *caps)
+{
+	(void)cfg;
+	memset(caps, 0, sizeof(*caps));
+	caps->crlf = true;
+	caps->max_message_bytes = G_MAX_MESSAGE;
+	caps->needs_message_id = true;
+	caps->needs_date = true;
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+struct g_call {
+	struct g_snk *s;
+	const char *ctype;
+	const struct mf_item *item;
+	const char *fid;
+	char *found;
+};
+
+static int g_prepare(void *arg, struct mf_http_req *req, struct mf_err *err)
+{
+	struct g_call *c = arg;
+	struct g_snk *s = c->s;
+	const struct g_cfg *cfg = s->cfg;
+	int rc = mf_oauth_token(cfg->login_url, cfg->tenant, cfg->client_id, cfg->secret, cfg->scope,
+				s->token, sizeof(s->token), err);
+	if (rc < 0)
+		return rc;
+	curl_slist_free_all(req->headers);
+	req->headers = NULL;
+	struct mf_buf h = {0};
+	struct curl_slist *l = NULL, *n;
+	char line[160];
+	if (mf_buf_printf(&h, "Authorization: Bearer %s", s->token) < 0)
+		goto nomem;
+	if (!(n = curl_slist_append(l, h.data)))
+		goto nomem;
+	l = n;
+	snprintf(line, sizeof(line), "Content-Type:%s%s", c->ctype ? " " : "", c->ctype ? c->ctype : "");
+	if (!(n = curl_slist_append(l, line)))
+		goto nomem;
+	l = n;
+	if (!(n = curl_slist_append(l, "Accept: application/json")) || !(l = n) ||
+	    !(n = curl_slist_append(l, "Expect:")))
+		goto nomem;
+	l = n;
+	if (c->item && c->item->idem) {
+		/* a GUID-shaped id derived from the idempotency key */
+		const char *i = c->item->idem;
+		snprintf(line, sizeof(line), "client-request-id: %.8s-%.4s-%.4s-%.4s-%.12s", i, i + 8,
+			 i + 12, i + 16, i + 20);
+		if (strlen(i) >= 32) {
+			if (!(n = curl_slist_append(l, line)))
+				goto nomem;
+			l = n;
+		}
+	}
+	memset(h.data, 0, h.len);
+	mf_buf_free(&h);
+	req->headers = l;
+	return 0;
+nomem:
+	if (h.data)
+		memset(h.data, 0, h.len);
+	mf_buf_free(&h);
+	curl_slist_free_all(l);
+	return mf_err_set(err, MF_ENOMEM, "out of memory");
+}
+
+static int g_reauth(void *arg, struct mf_http_req *req, struct mf_err *err)
+{
+	(void)req;
+	(void)err;
+	struct g_call *c = arg;
+	const struct g_cfg *cfg = c->s->cfg;
+	mf_log(MF_LOG_INFO, "event=graph_reauth mailbox=%s", c->s->mailbox);
+	mf_oauth_invalidate(cfg->login_url, cfg->tenant, cfg->client_id, cfg->scope, c->s->token);
+	return 0;
+}
+
+static int g_resolve(void *arg, struct mf_http_req *req, struct mf_err *err)
+{
+	(void)req;
+	struct g_call *c = arg;
+	if (!c->item || !c->fid || !c->item->message_id)
+		return 0;
+	char id[G_ID_MAX];
+	int rc = g_lookup(c->s, c->fid, c->item, id, err);
+	if (rc == 1 && c->found)
+		snprintf(c->found, G_ID_MAX, "%s", id);
+	return rc;
+}
+
+int g_request(struct g_snk *s, struct mf_http_req *req, const char *method, const char *url,
+	      const char *ctype, const struct mf_item *item, const char *fid, char *found,
+	      const long *ok, struct mf_err *err)
+{
+	struct g_call c = {.s = s, .ctype = ctype, .item = item, .fid = fid, .found = found};
+	req->method = method;
+	req->url = url;
+	req->limit = s->limit;
+	req->hooks.prepare = g_prepare;
+	req->hooks.reauth = g_reauth;
+	req->hooks.resolve = found ? g_resolve : NULL;
+	req->hooks.arg = &c;
+	req->create = found != NULL;
+	int rc = mf_http_send(req, ok, err);
+	/* the bearer token stays out of memory dumps as far as we can */
+	return rc;
+}
+
+static int user_url(struct g_snk *s, struct mf_buf *u, const char *ver, const char *rest)
+{
+	u->len = 0;
+	return mf_buf_printf(u, "%s/%s/users/%s%s", s->cfg->graph_url, ver, s->mbx_esc, rest) < 0
+		       ? MF_ENOMEM
+		       : 0;
+}
+
+int g_lookup(struct g_snk *s, const char *fid, const struct mf_item *item, char id[G_ID_MAX],
+	     struct mf_err *err)
+{
+	if (!item->message_id)
+		return 0;
+	struct mf_buf u = {0}, f = {0};
+	struct mf_http_req req = {0};
+	int rc = MF_ENOMEM;
+	/* OData string literal: quotes doubled */
+	if (mf_buf_addstr(&f, "internetMessageId eq '") < 0)
+		goto out;
+	for (const char *p = item->message_id; *p; p++)
+		if (mf_buf_add(&f, p, 1) < 0 || (*p == '\'' && mf_buf_add(&f, "'", 1) < 0))
+			goto out;
+	if (mf_buf_addstr(&f, "'") < 0)
+		goto out;
+	if (user_url(s, &u, "v1.0", "/mailFolders/") < 0 ||
+	    mf_http_escape(&u, fid, strlen(fid), false) < 0 ||
+	    mf_buf_addstr(&u, "/messages?$select=id&$top=100&$filter=") < 0 ||
+	    mf_http_escape(&u, f.data, f.len, false) < 0)
+		goto out;
+	rc = g_request(s, &req, "GET", u.data, NULL, NULL, NULL, NULL, NULL, err);
+	if (rc < 0) {
+		mf_err_prefix(err, "probe");
+		goto out;
+	}
+	const char *js = req.resp.data, *je = js + req.resp.len, *ve, *ee;
+	const char *v = mf_json_member(js, je, "value", &ve);
+	rc = 0;
+	unsigned n = 0;
+	for (const char *e = v ? mf_json_array_first(v, ve, &ee) : NULL; e;
+	     e = mf_json_array_next(ee, ve, &ee), n++) {
+		if (n == item->dup) {
+			if (mf_json_get_str(e, ee, "id", id, G_ID_MAX) == 0)
+				rc = 1;
+			break;
+		}
+	}
+out:
+	mf_buf_free(&u);
+	mf_buf_free(&f);
+	mf_http_req_free(&req);
+	return rc < 0 && rc != MF_ENOMEM ? rc : rc == MF_ENOMEM ? mf_err_set(err, rc, "out of memory") : rc;
+}
+
+/* ---- folders ------------------------------------------------------------ */
+
+static const char *role_name(enum mf_role r)
+{
+	switch (r) {
+	case MF_ROLE_INBOX: return "inbox";
+	case MF_ROLE_SENT: return "sentitems";
+	case MF_ROLE_DRAFTS: return "drafts";
+	case MF_ROLE_TRASH: return "deleteditems";
+	case MF_ROLE_JUNK: return "junkemail";
+	case MF_ROLE_ARCHIVE: return "archive";
+	default: return NULL;
+	}
+}
+
+static struct g_folder *cache_find(struct g_snk *s, const char *key)
+{
+	for (struct g_folder *f = s->folders; f; f = f->next)
+		if (strcmp(f->key, key) == 0)
+			return f;
+	return NULL;
+}
+
+static struct g_folder *cache_add(struct g_snk *s, const char *key, const char *id)
+{
+	struct g_folder *f = calloc(1, sizeof(*f));
+	if (!f || !(f->key = strdup(key))) {
+		free(f);
+		return NULL;
+	}
+	snprintf(f->id, sizeof(f->id), "%s", id);
+	f->next = s->folders;
+	s->folders = f;
+	return f;
+}
+
+/* Look for a child named `name` under parent (all pages). 1 found, 0 not,
+ * <0 error. */
+static int find_child(struct g_snk *s, const char *parent, const char *name, char id[G_ID_MAX],
+		      struct mf_err *err)
+{
+	struct mf_buf u = {0};
+	int rc;
+	if (user_url(s, &u, "v1.0", "/mailFolders/") < 0 ||
+	    mf_http_escape(&u, parent, strlen(parent), false) < 0 ||
+	    mf_buf_addstr(&u, "/childFolders?includeHiddenFolders=true") < 0) {
+		mf_buf_free(&u);
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	}
+	for (int page = 0; page < 10000; page++) {
+		struct mf_http_req req = {0};
+		rc = g_request(s, &req, "GET", u.data, NULL, NULL, NULL, NULL, NULL, err);
+		if (rc < 0) {
+			mf_http_req_free(&req);
+			break;
+		}
+		const char *js = req.resp.data, *je = js + req.resp.len, *ve, *ee;
+		const char *v = mf_json_member(js, je, "value", &ve);
+		char dn[1024];
+		rc = 0;
+		for (const char *e = v ? mf_json_array_first(v, ve, &ee) : NULL; e;
+		     e = mf_json_array_next(ee, ve, &ee)) {
+			if (mf_json_get_str(e, ee, "displayName", dn, sizeof(dn)) == 0 &&
+			    strcasecmp(dn, name) == 0 && mf_json_get_str(e, ee, "id", id, G_ID_MAX) == 0) {
+				rc = 1;
+				break;
+			}
+		}
+		char next[2048] = "";
+		if (!rc)
+			mf_json_get_str(js, je, "@odata.nextLink", next, sizeof(next));
+		mf_http_req_free(&req);
+		if (rc || !next[0])
+			break;
+		/* follow only links to the same service: the token goes with it */
+		if (strncmp(next, s->cfg->graph_url, strlen(s->cfg->graph_url)) != 0) {
+			rc = mf_err_set(err, MF_EPROTO, "nextLink points outside %s", s->cfg->graph_url);
+			break;
+		}
+		u.len = 0;
+		if (mf_buf_addstr(&u, next) < 0) {
+			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+			break;
+		}
+	}
+	mf_buf_free(&u);
+	return rc;
+}
+
+static int create_child(struct g_snk *s, const char *parent, const char *name, char id[G_ID_MAX],
+			struct mf_err *err)
+{
+	static const long ok[] = {400, 409, 0};
+	struct mf_buf u = {0}, b = {0};
+	struct mf_http_req req = {0};
+	int rc = MF_ENOMEM;
+	if (user_url(s, &u, "v1.0", "/mailFolders/") < 0 ||
+	    mf_http_escape(&u, parent, strlen(parent), false) < 0 ||
+	    mf_buf_addstr(&u, "/childFolders") < 0 || mf_buf_addstr(&b, "{\"displayName\":") < 0 ||
+	    mf_json_quote(&b, name) < 0 || mf_buf_addstr(&b, ",\"isHidden\":false}") < 0) {
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		goto out;
+	}
+	req.body = b.data;
+	req.body_len = b.len;
+	rc = g_request(s, &req, "POST", u.data, "application/json", NULL, NULL, NULL, ok, err);
+	if (rc < 0)
+		goto out;
+	if (req.status == 400 || req.status == 409) {
+		char code[128] = "";
+		const char *js = req.resp.data, *je = js + req.resp.len, *ee;
+		const char *e = mf_json_member(js, je, "error", &ee);
+		if (e)
+			mf_json_get_str(e, ee, "code", code, sizeof(code));
+		if (strcmp(code, "ErrorFolderExists") == 0) {
+			rc = find_child(s, parent, name, id, err);
+			if (rc == 0)
+				rc = mf_err_set(err, MF_EFOLDER,
+						"folder '%s' exists but cannot be found (hidden or search folder?)",
+						name);
+			goto out;
+		}
+		rc = mf_http_fail(&req, MF_EFOLDER, err, "create folder");
+		goto out;
+	}
+	if (mf_json_get_str(req.resp.data, req.resp.data + req.resp.len, "id", id, G_ID_MAX) < 0) {
+		rc = mf_http_fail(&req, MF_EPROTO, err, "create folder: no id");
+		goto out;
+	}
+	mf_log(MF_LOG_INFO, "event=graph_folder_created mailbox=%s", s->mailbox);
+	rc = 0;
+out:
+	mf_buf_free(&u);
+	mf_buf_free(&b);
+	mf_http_req_free(&req);
+	return rc;
+}
+
+static int g_folder(void *snk, const struct mf_path *path, enum mf_role role, void **fh,
+		    struct mf_err *err)
+{
+	struct g_snk *s = snk;
+	const char *wk = role_name(role);
+	struct g_folder *f;
+	char key[512];
+	if (wk) {
+		snprintf(key, sizeof(key), "role:%s", wk);
+		if (!(f = cache_find(s, key)) && !(f = cache_add(s, key, wk)))
+			return mf_err_set(err, MF_ENOMEM, "out of memory");
+		*fh = f;
+		return 0;
+	}
+	if (path->n == 0)
+		return mf_err_set(err, MF_EFOLDER, "empty folder path");
+	char parent[G_ID_MAX] = "msgfolderroot";
+	struct mf_path pre;
+	mf_path_init(&pre);
+	int rc = 0;
+	f = NULL;
+	for (size_t i = 0; i < path->n; i++) {
+		if (mf_path_push(&pre, path->seg[i], strlen(path->seg[i])) < 0) {
+			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+			break;
+		}
+		char *k = mf_path_key(&pre);
+		if (!k) {
+			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+			break;
+		}
+		f = cache_find(s, k);
+		if (!f) {
+			char id[G_ID_MAX];
+			rc = find_child(s, parent, path->seg[i], id, err);
+			if (rc == 0)
+				rc = create_child(s, parent, path->seg[i], id, err);
+			if (rc >= 0 && !(f = cache_add(s, k, id)))
+				rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		}
+		free(k);
+		if (rc < 0) {
+			if (rc == MF_EMSG || rc == MF_ENOTFOUND)
+				err->code = rc = MF_EFOLDER;
+			mf_err_prefix(err, "folder '%s'", path->seg[i]);
+			break;
+		}
+		snprintf(parent, sizeof(parent), "%s", f->id);
+	}
+	mf_path_free(&pre);
+	if (rc < 0)
+		return rc;
+	*fh = f;
+	return 0;
+}
+
+/* ---- messages ----------------------------------------------------------- */
+
+static int patch_flags(struct g_snk *s, const char *id, unsigned flags, struct mf_err *err)
+{
+	if (!(flags & (MF_FLAG_SEEN | MF_FLAG_FLAGGED)))
+		return 0;
+	struct mf_buf u = {0}, b = {0};
+	struct mf_http_req req = {0};
+	int rc;
+	if (user_url(s, &u, "v1.0", "/messages/") < 0 || mf_http_escape(&u, id, strlen(id), false) < 0 ||
+	    mf_buf_printf(&b, "{\"isRead\":%s,\"flag\":{\"flagStatus\":\"%s\"}}",
+			  flags & MF_FLAG_SEEN ? "true" : "false",
+			  flags & MF_FLAG_FLAGGED ? "flagged" : "notFlagged") < 0) {
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		goto out;
+	}
+	req.body = b.data;
+	req.body_len = b.len;
+	rc = g_request(s, &req, "PATCH", u.data, "application/json", NULL, NULL, NULL, NULL, err);
+	if (rc < 0)
+		mf_err_prefix(err, "set read/flag state");
+out:
+	mf_buf_free(&u);
+	mf_buf_free(&b);
+	mf_http_req_free(&req);
+	return rc;
+}
+
+static int import_mime(struct g_snk *s, const char *fid, const struct mf_item *item,
+		       char id[G_ID_MAX], struct mf_err *err)
+{
+	static const long ok[] = {413, 0};
+	struct mf_buf u = {0}, b = {0};
+	struct mf_http_req req = {0};
+	char found[G_ID_MAX] = "";
+	int rc;
+	if (user_url(s, &u, "beta", "/mailFolders/") < 0 ||
+	    mf_http_escape(&u, fid, strlen(fid), false) < 0 || mf_buf_addstr(&u, "/importMime") < 0 ||
+	    mf_http_base64(&b, item->data, item->len) < 0) {
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		goto out;
+	}
+	req.body = b.data;
+	req.body_len = b.len;
+	req.timeout_ms = 300000;
+	rc = g_request(s, &req, "POST", u.data, "text/plain", item, fid, found, ok, err);
+	if (rc < 0)
+		goto out;
+	if (req.status == 413) {
+		rc = 1; /* too big for this endpoint: the caller goes the JSON way */
+		goto out;
+	}
+	if (req.resolved) {
+		snprintf(id, G_ID_MAX, "%s", found);
+	} else if (mf_json_get_str(req.resp.data, req.resp.data + req.resp.len, "id", id, G_ID_MAX) < 0) {
+		rc = mf_http_fail(&req, MF_EPROTO, err, "importMime: no id in the answer");
+		goto out;
+	}
+	rc = patch_flags(s, id, item->flags, err);
+out:
+	mf_buf_free(&u);
+	mf_buf_free(&b);
+	mf_http_req_free(&req);
+	return rc;
+}
+
+static int g_store(void *snk, void *fh, const struct mf_item *item, char sink_id[MF_SINK_ID_MAX],
+		   struct mf_err *err)
+{
+	struct g_snk *s = snk;
+	struct g_folder *f = fh;
+	char id[G_ID_MAX] = "";
+	int rc;
+	if (item->len > G_MAX_MESSAGE)
+		return mf_err_set(err, MF_ETOOBIG, "message of %zu bytes is over Graph's 150 MB limit",
+				  item->len);
+	size_t b64 = (item->len + 2) / 3 * 4;
+	if (s->cfg->mode == G_MODE_IMPORT && b64 <= G_MAX_REQUEST) {
+		rc = import_mime(s, f->id, item, id, err);
+		if (rc == 1) {
+			mf_log(MF_LOG_INFO, "event=graph_json_fallback mailbox=%s size=%zu reason=413",
+			       s->mailbox, item->len);
+			rc = g_store_json(s, f->id, item, id, err);
+		}
+	} else {
+		if (s->cfg->mode == G_MODE_IMPORT)
+			mf_log(MF_LOG_INFO, "event=graph_json_fallback mailbox=%s size=%zu reason=over-4MB",
+			       s->mailbox, item->len);
+		rc = g_store_json(s, f->id, item, id, err);
+	}
+	if (rc < 0)
+		return rc;
+	snprintf(sink_id, MF_SINK_ID_MAX, "%s", id);
+	return 0;
+}
+
+static int g_probe(void *snk, void *fh, const struct mf_item *item, char sink_id[MF_SINK_ID_MAX],
+		   struct mf_err *err)
+{
+	struct g_snk *s = snk;
+	struct g_folder *f = fh;
+	char id[G_ID_MAX];
+	int rc = g_lookup(s, f->id, item, id, err);
+	if (rc == 1)
+		snprintf(sink_id, MF_SINK_ID_MAX, "%s", id);
+	return rc;
+}
+
+static int g_open(const void *cfg, const struct mf_unit *unit, void **out, struct mf_err *err)
+{
+	struct g_snk *s = calloc(1, sizeof(*s));
+	struct mf_buf e = {0}, key = {0};
+	if (!s)
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	s->cfg = cfg;
+	if (!unit->mailbox || !unit->mailbox[0]) {
+		free(s);
+		return mf_err_set(err, MF_EMAILBOX, "no target mailbox in the manifest row");
+	}
+	s->mailbox = strdup(unit->mailbox);
+	if (!s->mailbox || mf_http_escape(&e, unit->mailbox, strlen(unit->mailbox), false) < 0 ||
+	    mf_buf_printf(&key, "graph:%s", unit->mailbox) < 0)
+		goto nomem;
+	s->mbx_esc = e.data;
+	/* Outlook's per app+mailbox limits: 4 concurrent, 10,000 requests per
+	 * 10 minutes, 150 MB uploaded per 5 minutes. */
+	s->limit = mf_http_limit_get(key.data, 4, 10000, 600000, (uint64_t)150 << 20, 300000);
+	mf_buf_free(&key);
+	if (!s->limit)
+		goto nomem2;
+	mf_http_acquire();
+	*out = s;
+	return 0;
+nomem:
+	mf_buf_free(&key);
+	mf_buf_free(&e);
+nomem2:
+	free(s->mbx_esc);
+	free(s->mailbox);
+	free(s);
+	return mf_err_set(err, MF_ENOMEM, "out of memory");
+}
+
+static void g_close(void *snk)
+{
+	struct g_snk *s = snk;
+	if (!s)
+		return;
+	while (s->folders) {
+		struct g_folder *n = s->folders->next;
+		free(s->folders->key);
+		free(s->folders);
+		s->folders = n;
+	}
+	memset(s->token, 0, sizeof(s->token));
+	free(s->mailbox);
+	free(s->mbx_esc);
+	free(s);
+	mf_http_release();
+}
+
+const struct mf_sink_ops mf_sink_graph = {
+	.name = "graph",
+	.keys = g_keys,
+	.configure = g_configure,
+	.free_config = g_free_config,
+	.caps = g_caps,
+	.open = g_open,
+	.folder = g_folder,
+	.probe = g_probe,
+	.store = g_store,
+	.hashes = NULL, /* Graph gives no content hash of a stored item */
+	.close = g_close,
+};

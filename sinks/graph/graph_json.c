@@ -1,0 +1,384 @@
+/* graph_json.c - the v1.0 JSON path: the message rebuilt as a Graph message
+ * resource (subject, addresses, body, Message-ID, dates and flags set in the
+ * create so that it is not a draft), then its attachments: inline below
+ * 3 MB, through upload sessions (chunks <= 4 MiB) up to 150 MB. MIME
+ * fidelity is lost on this path by design (see cloud-sinks.md §1.3). */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "engine/log.h"
+#include "engine/normalize/mime.h"
+#include "graph.h"
+#include "sinks/http/json.h"
+
+/* Append text as a JSON string, replacing invalid UTF-8 and control bytes. */
+static int quote_text(struct mf_buf *b, const unsigned char *p, size_t n)
+{
+	struct mf_buf t = {0};
+	for (size_t i = 0; i < n;) {
+		unsigned char c = p[i];
+		size_t l = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		bool ok = l && i + l <= n;
+		for (size_t k = 1; ok && k < l; k++)
+			ok = (p[i + k] & 0xC0) == 0x80;
+		if (c == 0)
+			ok = false;
+		if (ok) {
+			if (mf_buf_add(&t, p + i, l) < 0)
+				goto nomem;
+			i += l;
+		} else {
+			if (mf_buf_add(&t, "?", 1) < 0)
+				goto nomem;
+			i++;
+		}
+	}
+	if (mf_buf_add(&t, "", 0) < 0)
+		goto nomem;
+	int rc = mf_json_quote(b, t.data);
+	mf_buf_free(&t);
+	return rc;
+nomem:
+	mf_buf_free(&t);
+	return MF_ENOMEM;
+}
+
+/* A header's unfolded raw value into a malloc'd string ("" if absent). */
+static char *hdr(const unsigned char *p, size_t hlen, const char *name)
+{
+	size_t fs, fe, vs, ve;
+	struct mf_buf b = {0};
+	if (mf_mime_field(p, hlen, name, &fs, &fe, &vs, &ve)) {
+		for (size_t i = vs; i < ve; i++) {
+			char c = (char)p[i];
+			if (c == '\r' || c == '\n')
+				continue;
+			if (c == '\t')
+				c = ' ';
+			mf_buf_add(&b, &c, 1);
+		}
+	}
+	if (mf_buf_add(&b, "", 0) < 0) {
+		mf_buf_free(&b);
+		return NULL;
+	}
+	size_t l = b.len;
+	while (l && b.data[l - 1] == ' ')
+		b.data[--l] = '\0';
+	char *s = b.data;
+	while (*s == ' ')
+		s++;
+	memmove(b.data, s, strlen(s) + 1);
+	return b.data;
+}
+
+/* Addresses of a header value as a Graph recipients array. */
+static int recipients(struct mf_buf *b, const char *v)
+{
+	if (mf_buf_addstr(b, "[") < 0)
+		return MF_ENOMEM;
+	int n = 0;
+	const char *p = v;
+	while (*p) {
+		/* one address: up to a comma outside quotes and angle brackets */
+		const char *s = p;
+		int inq = 0, ina = 0;
+		while (*p && (inq || ina || *p != ',')) {
+			if (*p == '"')
+				inq = !inq;
+			else if (*p == '<' && !inq)
+				ina = 1;
+			else if (*p == '>' && !inq)
+				ina = 0;
+			p++;
+		}
+		char one[512];
+		snprintf(one, sizeof(one), "%.*s", (int)(p - s), s);
+		if (*p)
+			p++;
+		char addr[320] = "";
+		char *lt = strchr(one, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+		if (lt && gt)
+			snprintf(addr, sizeof(addr), "%.*s", (int)(gt - lt - 1), lt + 1);
+		else {
+			char *t = one;
+			while (*t == ' ')
+				t++;
+			snprintf(addr, sizeof(addr), "%s", t);
+			size_t l = strlen(addr);
+			while (l && addr[l - 1] == ' ')
+				addr[--l] = '\0';
+		}
+		if (!strchr(addr, '@'))
+			continue;
+		if (mf_buf_addstr(b, n++ ? ",{\"emailAddress\":{\"address\":" : "{\"emailAddress\":{\"address\":") < 0 ||
+		    quote_text(b, (const unsigned char *)addr, strlen(addr)) < 0 || mf_buf_addstr(b, "}}") < 0)
+			return MF_ENOMEM;
+	}
+	return mf_buf_addstr(b, "]") < 0 ? MF_ENOMEM : 0;
+}
+
+static void iso_time(int64_t t, char *out, size_t n)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* Is this leaf an attachment? Fills its name. */
+static bool attachment_name(const unsigned char *p, const struct mf_part *pt, char *name, size_t n)
+{
+	size_t fs, fe, vs, ve;
+	size_t hlen = pt->hend - pt->start;
+	const unsigned char *h = p + pt->start;
+	name[0] = '\0';
+	bool disp_att = false;
+	if (mf_mime_field(h, hlen, "Content-Disposition", &fs, &fe, &vs, &ve)) {
+		disp_att = ve - vs >= 10 && strncasecmp((const char *)h + vs, "attachment", 10) == 0;
+		mf_mime_param(h + vs, ve - vs, "filename", name, n);
+	}
+	if (!name[0] && mf_mime_field(h, hlen, "Content-Type", &fs, &fe, &vs, &ve))
+		mf_mime_param(h + vs, ve - vs, "name", name, n);
+	if (name[0] || disp_att) {
+		if (!name[0])
+			snprintf(name, n, "attachment");
+		return true;
+	}
+	return strncmp(pt->type, "text/", 5) != 0 && pt->type[0] != '\0';
+}
+
+static int add_attachment(struct g_snk *s, const char *msg_id, const char *name, const char *ctype,
+			  const unsigned char *data, size_t len, struct mf_err *err)
+{
+	struct mf_buf u = {0}, b = {0};
+	struct mf_http_req req = {0};
+	int rc = MF_ENOMEM;
+	struct mf_buf base = {0};
+	if (mf_buf_printf(&base, "%s/v1.0/users/%s/messages/", s->cfg->graph_url, s->mbx_esc) < 0 ||
+	    mf_http_escape(&base, msg_id, strlen(msg_id), false) < 0)
+		goto nomem;
+	if (len < G_SESSION_MIN) {
+		if (mf_buf_printf(&u, "%s/attachments", base.data) < 0 ||
+		    mf_buf_addstr(&b, "{\"@odata.type\":\"#microsoft.graph.fileAttachment\",\"name\":") < 0 ||
+		    quote_text(&b, (const unsigned char *)name, strlen(name)) < 0 ||
+		    mf_buf_addstr(&b, ",\"contentType\":") < 0 || mf_json_quote(&b, ctype) < 0 ||
+		    mf_buf_addstr(&b, ",\"contentBytes\":\"") < 0 || mf_http_base64(&b, data, len) < 0 ||
+		    mf_buf_addstr(&b, "\"}") < 0)
+			goto nomem;
+		req.body = b.data;
+		req.body_len = b.len;
+		rc = g_request(s, &req, "POST", u.data, "application/json", NULL, NULL, NULL, NULL, err);
+		goto out;
+	}
+	/* upload session */
+	if (mf_buf_printf(&u, "%s/attachments/createUploadSession", base.data) < 0 ||
+	    mf_buf_addstr(&b, "{\"AttachmentItem\":{\"attachmentType\":\"file\",\"name\":") < 0 ||
+	    quote_text(&b, (const unsigned char *)name, strlen(name)) < 0 ||
+	    mf_buf_printf(&b, ",\"size\":%zu,\"contentType\":", len) < 0 || mf_json_quote(&b, ctype) < 0 ||
+	    mf_buf_addstr(&b, ",\"isInline\":false}}") < 0)
+		goto nomem;
+	req.body = b.data;
+	req.body_len = b.len;
+	rc = g_request(s, &req, "POST", u.data, "application/json", NULL, NULL, NULL, NULL, err);
+	if (rc < 0)
+		goto out;
+	char upload[4096];
+	if (mf_json_get_str(req.resp.data, req.resp.data + req.resp.len, "uploadUrl", upload, sizeof(upload)) < 0) {
+		rc = mf_http_fail(&req, MF_EPROTO, err, "upload session: no uploadUrl");
+		goto out;
+	}
+	mf_http_req_free(&req);
+	for (size_t off = 0; off < len;) {
+		size_t n = len - off < G_CHUNK ? len - off : G_CHUNK;
+		char cr[128];
+		struct mf_http_req put = {.method = "PUT", .url = upload, .body = data + off, .body_len = n,
+					  .limit = s->limit};
+		snprintf(cr, sizeof(cr), "Content-Range: bytes %zu-%zu/%zu", off, off + n - 1, len);
+		/* pre-authenticated URL: no Authorization header */
+		put.headers = curl_slist_append(NULL, cr);
+		if (put.headers)
+			put.headers = curl_slist_append(put.headers, "Content-Type: application/octet-stream");
+		if (put.headers)
+			put.headers = curl_slist_append(put.headers, "Expect:");
+		if (!put.headers) {
+			mf_http_req_free(&put);
+			goto nomem;
+		}
+		rc = mf_http_send(&put, NULL, err);
+		mf_http_req_free(&put);
+		if (rc < 0) {
+			mf_err_prefix(err, "attachment upload at %zu", off);
+			goto out;
+		}
+		off += n;
+	}
+	rc = 0;
+	goto out;
+nomem:
+	rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+out:
+	mf_buf_free(&base);
+	mf_buf_free(&u);
+	mf_buf_free(&b);
+	mf_http_req_free(&req);
+	return rc;
+}
+
+static void delete_message(struct g_snk *s, const char *id)
+{
+	struct mf_buf u = {0};
+	struct mf_http_req req = {0};
+	struct mf_err e = {0};
+	static const long ok[] = {404, 0};
+	if (mf_buf_printf(&u, "%s/v1.0/users/%s/messages/", s->cfg->graph_url, s->mbx_esc) == 0 &&
+	    mf_http_escape(&u, id, strlen(id), false) == 0)
+		g_request(s, &req, "DELETE", u.data, NULL, NULL, NULL, NULL, ok, &e);
+	mf_buf_free(&u);
+	mf_http_req_free(&req);
+}
+
+int g_store_json(struct g_snk *s, const char *fid, const struct mf_item *item, char id[G_ID_MAX],
+		 struct mf_err *err)
+{
+	const unsigned char *p = item->data;
+	struct mf_part *parts = NULL;
+	size_t np = 0;
+	struct mf_buf b = {0}, u = {0};
+	struct mf_out body = {0};
+	struct mf_http_req req = {0};
+	char *subject = NULL, *from = NULL, *to = NULL, *cc = NULL, *date = NULL;
+	char found[G_ID_MAX] = "";
+	int rc;
+	if (mf_mime_parse(p, item->len, &parts, &np) < 0 || np == 0) {
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		goto out;
+	}
+	size_t hlen = parts[0].hend - parts[0].start;
+	subject = hdr(p, hlen, "Subject");
+	from = hdr(p, hlen, "From");
+	to = hdr(p, hlen, "To");
+	cc = hdr(p, hlen, "Cc");
+	date = hdr(p, hlen, "Date");
+	if (!subject || !from || !to || !cc || !date) {
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* body: the first text/html leaf, else the first text/plain leaf */
+	ssize_t bi = -1;
+	char aname[256];
+	for (size_t i = 0; i < np; i++) {
+		if (!parts[i].leaf || attachment_name(p, &parts[i], aname, sizeof(aname)))
+			continue;
+		if (strcmp(parts[i].type, "text/html") == 0) {
+			bi = (ssize_t)i;
+			break;
+		}
+		if (bi < 0 && (strcmp(parts[i].type, "text/plain") == 0 || parts[i].type[0] == '\0'))
+			bi = (ssize_t)i;
+	}
+	if (bi >= 0)
+		mf_mime_decode_body(p, &parts[bi], &body);
+	char recv[32], sent[32];
+	iso_time(item->idate, recv, sizeof(recv));
+	time_t dt = date[0] ? curl_getdate(date, NULL) : -1;
+	iso_time(dt > 0 ? (int64_t)dt : item->idate, sent, sizeof(sent));
+	if (mf_buf_addstr(&b, "{\"subject\":") < 0 ||
+	    quote_text(&b, (const unsigned char *)subject, strlen(subject)) < 0 ||
+	    mf_buf_printf(&b, ",\"body\":{\"contentType\":\"%s\",\"content\":",
+			  bi >= 0 && strcmp(parts[bi].type, "text/html") == 0 ? "html" : "text") < 0 ||
+	    quote_text(&b, (const unsigned char *)(body.b.data ? body.b.data : ""), body.b.len) < 0 ||
+	    mf_buf_addstr(&b, "},\"from\":") < 0)
+		goto nomem;
+	{
+		struct mf_buf fr = {0};
+		if (recipients(&fr, from) < 0) {
+			mf_buf_free(&fr);
+			goto nomem;
+		}
+		/* from is a single recipient, not an array */
+		int r = fr.len > 2 ? mf_buf_add(&b, fr.data + 1, strcspn(fr.data + 1, "]") ) : mf_buf_addstr(&b, "null");
+		mf_buf_free(&fr);
+		if (r < 0)
+			goto nomem;
+	}
+	if (mf_buf_addstr(&b, ",\"toRecipients\":") < 0 || recipients(&b, to) < 0 ||
+	    mf_buf_addstr(&b, ",\"ccRecipients\":") < 0 || recipients(&b, cc) < 0)
+		goto nomem;
+	if (item->message_id && (mf_buf_addstr(&b, ",\"internetMessageId\":") < 0 ||
+				 quote_text(&b, (const unsigned char *)item->message_id,
+					    strlen(item->message_id)) < 0))
+		goto nomem;
+	if (mf_buf_printf(&b,
+			  ",\"isRead\":%s,\"flag\":{\"flagStatus\":\"%s\"},\"singleValueExtendedProperties\":["
+			  "{\"id\":\"Integer 0x0E07\",\"value\":\"%d\"},"
+			  "{\"id\":\"SystemTime 0x0E06\",\"value\":\"%s\"},"
+			  "{\"id\":\"SystemTime 0x0039\",\"value\":\"%s\"}]}",
+			  item->flags & MF_FLAG_SEEN ? "true" : "false",
+			  item->flags & MF_FLAG_FLAGGED ? "flagged" : "notFlagged",
+			  1, recv, sent) < 0)
+		goto nomem;
+	if (b.len > G_MAX_REQUEST) {
+		rc = mf_err_set(err, MF_ETOOBIG, "message body alone is %zu bytes of JSON, over Graph's 4 MB request limit",
+				b.len);
+		goto out;
+	}
+	if (mf_buf_printf(&u, "%s/v1.0/users/%s/mailFolders/", s->cfg->graph_url, s->mbx_esc) < 0 ||
+	    mf_http_escape(&u, fid, strlen(fid), false) < 0 || mf_buf_addstr(&u, "/messages") < 0)
+		goto nomem;
+	req.body = b.data;
+	req.body_len = b.len;
+	rc = g_request(s, &req, "POST", u.data, "application/json", item, fid, found, NULL, err);
+	if (rc < 0)
+		goto out;
+	if (req.resolved)
+		snprintf(id, G_ID_MAX, "%s", found);
+	else if (mf_json_get_str(req.resp.data, req.resp.data + req.resp.len, "id", id, G_ID_MAX) < 0) {
+		rc = mf_http_fail(&req, MF_EPROTO, err, "create message: no id");
+		goto out;
+	}
+	/* attachments; on failure the half-made message goes away again so
+	 * that a probe does not take it for stored */
+	for (size_t i = 0; i < np && !req.resolved; i++) {
+		if ((ssize_t)i == bi || !parts[i].leaf || i == 0)
+			continue;
+		if (!attachment_name(p, &parts[i], aname, sizeof(aname)))
+			continue;
+		struct mf_out data = {0};
+		mf_mime_decode_body(p, &parts[i], &data);
+		if (data.err) {
+			mf_out_free(&data);
+			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		} else {
+			rc = add_attachment(s, id, aname, parts[i].type[0] ? parts[i].type : "application/octet-stream",
+					    (const unsigned char *)data.b.data, data.b.len, err);
+			mf_out_free(&data);
+		}
+		if (rc < 0) {
+			mf_err_prefix(err, "attachment '%s'", aname);
+			delete_message(s, id);
+			goto out;
+		}
+	}
+	rc = 0;
+	goto out;
+nomem:
+	rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+out:
+	free(parts);
+	free(subject);
+	free(from);
+	free(to);
+	free(cc);
+	free(date);
+	mf_out_free(&body);
+	mf_buf_free(&b);
+	mf_buf_free(&u);
+	mf_http_req_free(&req);
+	return rc;
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env python3
+"""graph_state.py PORT MAILBOX - print the Graph double's state for one
+mailbox as tab-separated lines the C tests read:
+  counter<TAB>name<TAB>value                 (r401 r429 r503 r504 issued peak)
+  msg<TAB>folder path<TAB>internetMessageId<TAB>isDraft<TAB>isRead<TAB>flag<TAB>via<TAB>sha256|-<TAB>attachment sha256s
+"""
+import json, sys, urllib.request
+port, mbx = sys.argv[1], sys.argv[2]
+s = json.load(urllib.request.urlopen("http://127.0.0.1:%s/_state" % port))
+for k in ("r401", "r429", "r503", "r504", "issued"):
+    print("counter\t%s\t%s" % (k, s[k]))
+print("counter\tpeak\t%s" % s["peak"].get(mbx, 0))
+mb = s["mailboxes"].get(mbx, {"folders": {}, "messages": {}})
+def path(fid):
+    out = []
+    while fid and fid != "msgfolderroot":
+        f = mb["folders"][fid]
+        out.append(f["displayName"])
+        fid = f["parent"]
+    return "/".join(reversed(out))
+for m in sorted(mb["messages"].values(), key=lambda m: m["id"]):
+    print("msg\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s" % (path(m["parentFolderId"]), m["internetMessageId"],
+          m["isDraft"], m["isRead"], m["flag"]["flagStatus"], m["via"], m.get("sha256") or "-",
+          ",".join(a["sha256"] for a in m["attachments"])))

@@ -1,0 +1,378 @@
+/* test_graph.c - the graph sink against the Graph test double
+ * (tests/doubles/graph_double.py) on loopback: token endpoint, folders with
+ * paging and ErrorFolderExists, importMime, the 4 MB cap and the JSON path
+ * with an upload session, 150 MB skip, throttling, injected 503/504 (some
+ * after the message was stored) and tokens expiring mid-run. */
+#include <pthread.h>
+
+#include "../doubles/cloud_test.h"
+#include "engine/loop.h"
+#include "sinks/http/http.h"
+#include "test.h"
+
+extern const struct mf_sink_ops mf_sink_graph;
+
+#define SECRET "s3cr3t-Value~1"
+
+struct state {
+	long r401, r429, r503, r504, issued, peak;
+	int n;
+	char line[64][512];
+};
+
+static void graph_state(const char *mbx, struct state *st)
+{
+	char cmd[1024], buf[1024];
+	memset(st, 0, sizeof(*st));
+	snprintf(cmd, sizeof(cmd), "python3 '%s/tests/doubles/graph_state.py' 4570 '%s'", getenv("MF_SRC"), mbx);
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return;
+	while (fgets(buf, sizeof(buf), f)) {
+		buf[strcspn(buf, "\n")] = '\0';
+		char name[32];
+		long v;
+		if (sscanf(buf, "counter\t%31s\t%ld", name, &v) == 2) {
+			if (!strcmp(name, "r401")) st->r401 = v;
+			if (!strcmp(name, "r429")) st->r429 = v;
+			if (!strcmp(name, "r503")) st->r503 = v;
+			if (!strcmp(name, "r504")) st->r504 = v;
+			if (!strcmp(name, "issued")) st->issued = v;
+			if (!strcmp(name, "peak")) st->peak = v;
+		} else if (!strncmp(buf, "msg\t", 4) && st->n < 64) {
+			snprintf(st->line[st->n++], 512, "%s", buf + 4);
+		}
+	}
+	pclose(f);
+}
+
+/* How many stored messages have this Message-ID (and, if given, this
+ * line prefix "folder\tmsgid\tisDraft\tisRead\tflag\tvia"). */
+static int count(const struct state *st, const char *prefix)
+{
+	int c = 0;
+	for (int i = 0; i < st->n; i++)
+		c += strncmp(st->line[i], prefix, strlen(prefix)) == 0;
+	return c;
+}
+
+static void restart_double(const char *args)
+{
+	cloud_stop();
+	char env[512];
+	snprintf(env, sizeof(env), "GRAPH_ARGS='%s'", args);
+	if (cloud_start("cloud-graph", "graph", env) != 0)
+		fprintf(stderr, "cannot restart the double\n");
+}
+
+static void *open_cfg(const char *mode)
+{
+	struct test_sec s;
+	setenv("TEST_GRAPH_SECRET", SECRET, 1);
+	test_sec_init(&s, "graph_url", "http://127.0.0.1:4570", "login_url", "http://127.0.0.1:4570",
+		      "tenant", "contoso.onmicrosoft.com", "client_id", "client-1", "client_secret_env",
+		      "TEST_GRAPH_SECRET", "mode", mode, NULL);
+	void *cfg = NULL;
+	struct mf_err err = {0};
+	int rc = mf_sink_graph.configure(&s.sec, &cfg, &err);
+	if (rc < 0)
+		fprintf(stderr, "configure: %s\n", err.msg);
+	return cfg;
+}
+
+static void path_of(struct mf_path *p, const char *a, const char *b, const char *c)
+{
+	mf_path_init(p);
+	if (a) mf_path_push(p, a, strlen(a));
+	if (b) mf_path_push(p, b, strlen(b));
+	if (c) mf_path_push(p, c, strlen(c));
+}
+
+TEST(import_mime_folders_probe)
+{
+	void *cfg = open_cfg("import-mime"), *snk = NULL, *inbox = NULL, *deep = NULL, *deep2 = NULL;
+	struct mf_err err = {0};
+	struct mf_unit unit = {.id = "g1", .mailbox = "alice@contoso.com"};
+	struct mf_sink_caps caps;
+	mf_sink_graph.caps(cfg, &caps);
+	CHECK(caps.crlf && caps.needs_message_id && caps.needs_date);
+	CHECK_INT(mf_sink_graph.open(cfg, &unit, &snk, &err), 0);
+	struct mf_path pin, pdeep;
+	path_of(&pin, "Inbox", NULL, NULL);
+	path_of(&pdeep, "Projects", "2024", "Q1 'x'");
+	CHECK_INT(mf_sink_graph.folder(snk, &pin, MF_ROLE_INBOX, &inbox, &err), 0);
+	int rc = mf_sink_graph.folder(snk, &pdeep, MF_ROLE_NONE, &deep, &err);
+	CHECK_INT(rc, 0);
+	if (rc < 0)
+		fprintf(stderr, "folder: %s\n", err.msg);
+	size_t l1, l2;
+	unsigned char *m1 = test_message(2000, "one", "<one@x>", &l1);
+	unsigned char *m2 = test_message(2000, "two", "<tw'o@x>", &l2);
+	struct test_item i1, i1b, i2;
+	test_item_init(&i1, m1, l1, 0, "<one@x>", MF_FLAG_SEEN | MF_FLAG_FLAGGED);
+	test_item_init(&i1b, m1, l1, 1, "<one@x>", 0);
+	test_item_init(&i2, m2, l2, 0, "<tw'o@x>", 0);
+	char id[MF_SINK_ID_MAX] = "", id2[MF_SINK_ID_MAX] = "";
+	CHECK_INT(mf_sink_graph.probe(snk, inbox, &i1.it, id, &err), 0);
+	rc = mf_sink_graph.store(snk, inbox, &i1.it, id, &err);
+	CHECK_INT(rc, 0);
+	if (rc < 0)
+		fprintf(stderr, "store: %s\n", err.msg);
+	CHECK(id[0] != '\0');
+	CHECK_INT(mf_sink_graph.probe(snk, inbox, &i1.it, id2, &err), 1);
+	CHECK_STR(id2, id);
+	/* the second identical copy is a different message */
+	CHECK_INT(mf_sink_graph.probe(snk, inbox, &i1b.it, id2, &err), 0);
+	CHECK_INT(mf_sink_graph.store(snk, inbox, &i1b.it, id2, &err), 0);
+	CHECK_INT(mf_sink_graph.probe(snk, inbox, &i1b.it, id2, &err), 1);
+	CHECK_INT(mf_sink_graph.store(snk, deep, &i2.it, id, &err), 0);
+	CHECK_INT(mf_sink_graph.probe(snk, deep, &i2.it, id, &err), 1);
+	CHECK_INT(mf_sink_graph.probe(snk, inbox, &i2.it, id, &err), 0);
+	mf_sink_graph.close(snk);
+
+	/* a new session finds the folders by listing (pages of 2) */
+	CHECK_INT(mf_sink_graph.open(cfg, &unit, &snk, &err), 0);
+	CHECK_INT(mf_sink_graph.folder(snk, &pdeep, MF_ROLE_NONE, &deep2, &err), 0);
+	CHECK_INT(mf_sink_graph.probe(snk, deep2, &i2.it, id, &err), 1);
+
+	/* > 150 MB: skipped without a request */
+	struct test_item huge;
+	test_item_init(&huge, m1, l1, 0, "<huge@x>", 0);
+	huge.it.len = (size_t)151 << 20;
+	CHECK_INT(mf_sink_graph.store(snk, deep2, &huge.it, id, &err), MF_ETOOBIG);
+	mf_sink_graph.close(snk);
+
+	struct state st;
+	graph_state("alice@contoso.com", &st);
+	CHECK_INT(st.n, 3);
+	CHECK_INT(count(&st, "Inbox\t<one@x>\t0\t1\tflagged\timportMime"), 1);
+	CHECK_INT(count(&st, "Inbox\t<one@x>\t0\t0\tnotFlagged\timportMime"), 1);
+	CHECK_INT(count(&st, "Projects/2024/Q1 'x'\t<tw'o@x>\t0\t0\tnotFlagged\timportMime"), 1);
+	mf_path_free(&pin);
+	mf_path_free(&pdeep);
+	free(m1);
+	free(m2);
+	mf_sink_graph.free_config(cfg);
+}
+
+/* A message over the 4 MB request cap goes the JSON way, its big
+ * attachment through an upload session. */
+TEST(json_fallback_upload_session)
+{
+	void *cfg = open_cfg("import-mime"), *snk = NULL, *fh = NULL;
+	struct mf_err err = {0};
+	struct mf_unit unit = {.id = "g2", .mailbox = "bob@contoso.com"};
+	CHECK_INT(mf_sink_graph.open(cfg, &unit, &snk, &err), 0);
+	struct mf_path p;
+	path_of(&p, "Archive 2019", NULL, NULL);
+	CHECK_INT(mf_sink_graph.folder(snk, &p, MF_ROLE_NONE, &fh, &err), 0);
+	/* multipart: html body + 3.5 MB binary attachment + small one */
+	size_t alen = 3500000;
+	unsigned char *att = malloc(alen);
+	for (size_t i = 0; i < alen; i++)
+		att[i] = (unsigned char)(i * 7 + (i >> 9));
+	struct mf_buf b = {0};
+	mf_buf_addstr(&b, "From: Carol <carol@example.com>\r\nTo: bob@contoso.com, \"D, E\" <de@example.com>\r\n"
+			  "Subject: big one\r\nDate: Mon, 04 Mar 2024 10:00:00 +0000\r\nMessage-ID: <big@x>\r\n"
+			  "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n"
+			  "--BB\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>hello</p>\r\n"
+			  "--BB\r\nContent-Type: application/octet-stream; name=\"data.bin\"\r\n"
+			  "Content-Disposition: attachment; filename=\"data.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+	struct mf_buf enc = {0};
+	mf_http_base64(&enc, att, alen);
+	for (size_t o = 0; o < enc.len; o += 76) {
+		mf_buf_add(&b, enc.data + o, enc.len - o < 76 ? enc.len - o : 76);
+		mf_buf_addstr(&b, "\r\n");
+	}
+	mf_buf_addstr(&b, "--BB\r\nContent-Type: text/plain; name=\"n.txt\"\r\nContent-Disposition: attachment; filename=\"n.txt\"\r\n\r\nsmall\r\n--BB--\r\n");
+	struct test_item it;
+	test_item_init(&it, b.data, b.len, 0, "<big@x>", MF_FLAG_SEEN);
+	char id[MF_SINK_ID_MAX];
+	int rc = mf_sink_graph.store(snk, fh, &it.it, id, &err);
+	CHECK_INT(rc, 0);
+	if (rc < 0)
+		fprintf(stderr, "store big: %s\n", err.msg);
+	CHECK_INT(mf_sink_graph.probe(snk, fh, &it.it, id, &err), 1);
+	mf_sink_graph.close(snk);
+	unsigned char h[32];
+	char hex[65];
+	mf_sha256(att, alen, h);
+	mf_hex(h, 32, hex);
+	struct state st;
+	graph_state("bob@contoso.com", &st);
+	CHECK_INT(st.n, 1);
+	CHECK_INT(count(&st, "Archive 2019\t<big@x>\t0\t1\tnotFlagged\tjson\t-\t"), 1);
+	CHECK(st.n == 1 && strstr(st.line[0], hex) != NULL);
+	mf_path_free(&p);
+	mf_buf_free(&b);
+	mf_buf_free(&enc);
+	free(att);
+	mf_sink_graph.free_config(cfg);
+}
+
+/* Many workers on one mailbox: the per-mailbox limit keeps the double from
+ * ever seeing a 5th request in flight, so no 429 is collected. */
+struct worker {
+	void *cfg;
+	int n;
+	int failures;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct mf_err err = {0};
+	struct mf_unit unit = {.id = "gw", .mailbox = "carol@contoso.com"};
+	void *snk = NULL, *fh = NULL;
+	if (mf_sink_graph.open(w->cfg, &unit, &snk, &err) < 0) {
+		w->failures++;
+		return NULL;
+	}
+	struct mf_path p;
+	path_of(&p, "Shared", NULL, NULL);
+	if (mf_sink_graph.folder(snk, &p, MF_ROLE_NONE, &fh, &err) < 0) {
+		fprintf(stderr, "worker folder: %s\n", err.msg);
+		w->failures++;
+	}
+	for (int i = 0; fh && i < 4; i++) {
+		char subj[64], mid[64], id[MF_SINK_ID_MAX];
+		snprintf(subj, sizeof(subj), "w%d-%d", w->n, i);
+		snprintf(mid, sizeof(mid), "<w%d-%d@x>", w->n, i);
+		size_t l;
+		unsigned char *m = test_message(1000, subj, mid, &l);
+		struct test_item it;
+		test_item_init(&it, m, l, 0, mid, 0);
+		if (mf_sink_graph.store(snk, fh, &it.it, id, &err) < 0) {
+			fprintf(stderr, "worker store: %s\n", err.msg);
+			w->failures++;
+		}
+		free(m);
+	}
+	mf_path_free(&p);
+	mf_sink_graph.close(snk);
+	return NULL;
+}
+
+TEST(concurrency_limit)
+{
+	void *cfg = open_cfg("import-mime");
+	struct worker w[8];
+	pthread_t t[8];
+	for (int i = 0; i < 8; i++) {
+		w[i] = (struct worker){.cfg = cfg, .n = i};
+		pthread_create(&t[i], NULL, worker_main, &w[i]);
+	}
+	int fails = 0;
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		fails += w[i].failures;
+	}
+	CHECK_INT(fails, 0);
+	struct state st;
+	graph_state("carol@contoso.com", &st);
+	CHECK_INT(st.n, 32);
+	CHECK_INT(st.r429, 0);
+	CHECK(st.peak >= 2 && st.peak <= 4);
+	mf_sink_graph.free_config(cfg);
+}
+
+/* 503 before storing, 504 after storing, tokens expiring: every message
+ * still exactly once. */
+TEST(faults_exactly_once)
+{
+	restart_double("--fail-before 3 --fail-after 4 --expire-early 7 --folder-race");
+	void *cfg = open_cfg("import-mime"), *snk = NULL, *fh = NULL, *fj = NULL;
+	struct mf_err err = {0};
+	struct mf_unit unit = {.id = "g3", .mailbox = "dave@contoso.com"};
+	CHECK_INT(mf_sink_graph.open(cfg, &unit, &snk, &err), 0);
+	struct mf_path p, pj;
+	path_of(&p, "Faulty", "Child", NULL);
+	path_of(&pj, "Json", NULL, NULL);
+	int rc = mf_sink_graph.folder(snk, &p, MF_ROLE_NONE, &fh, &err);
+	CHECK_INT(rc, 0);
+	if (rc < 0)
+		fprintf(stderr, "folder: %s\n", err.msg);
+	CHECK_INT(mf_sink_graph.folder(snk, &pj, MF_ROLE_NONE, &fj, &err), 0);
+	void *cfgj = open_cfg("json"), *snkj = NULL;
+	CHECK_INT(mf_sink_graph.open(cfgj, &unit, &snkj, &err), 0);
+	void *fj2 = NULL;
+	CHECK_INT(mf_sink_graph.folder(snkj, &pj, MF_ROLE_NONE, &fj2, &err), 0);
+	int fails = 0;
+	for (int i = 0; i < 12; i++) {
+		char subj[64], mid[64], id[MF_SINK_ID_MAX];
+		snprintf(subj, sizeof(subj), "f%d", i);
+		snprintf(mid, sizeof(mid), "<f%d@x>", i);
+		size_t l;
+		unsigned char *m = test_message(1500, subj, mid, &l);
+		struct test_item it;
+		test_item_init(&it, m, l, 0, mid, MF_FLAG_SEEN);
+		if (i % 3 == 2)
+			rc = mf_sink_graph.store(snkj, fj2, &it.it, id, &err);
+		else
+			rc = mf_sink_graph.store(snk, fh, &it.it, id, &err);
+		if (rc < 0) {
+			fprintf(stderr, "store %d: %s\n", i, err.msg);
+			fails++;
+		}
+		CHECK(strstr(err.msg, SECRET) == NULL);
+		free(m);
+	}
+	CHECK_INT(fails, 0);
+	mf_sink_graph.close(snk);
+	mf_sink_graph.close(snkj);
+	struct state st;
+	graph_state("dave@contoso.com", &st);
+	CHECK_INT(st.n, 12);
+	for (int i = 0; i < 12; i++) {
+		char pre[128];
+		snprintf(pre, sizeof(pre), "%s\t<f%d@x>\t0\t1\t", i % 3 == 2 ? "Json" : "Faulty/Child", i);
+		CHECK_INT(count(&st, pre), 1);
+	}
+	CHECK(st.r503 > 0);
+	CHECK(st.r504 > 0);
+	CHECK(st.r401 > 0);
+	CHECK(st.issued >= 2);
+	mf_path_free(&p);
+	mf_path_free(&pj);
+	mf_sink_graph.free_config(cfg);
+	mf_sink_graph.free_config(cfgj);
+}
+
+TEST(bad_secret)
+{
+	setenv("TEST_GRAPH_SECRET2", "wrong~secret", 1);
+	struct test_sec s;
+	test_sec_init(&s, "graph_url", "http://127.0.0.1:4570", "login_url", "http://127.0.0.1:4570",
+		      "tenant", "contoso.onmicrosoft.com", "client_id", "client-2",
+		      "client_secret_env", "TEST_GRAPH_SECRET2", NULL);
+	void *cfg = NULL, *snk = NULL, *fh = NULL;
+	struct mf_err err = {0};
+	struct mf_unit unit = {.id = "g4", .mailbox = "erin@contoso.com"};
+	CHECK_INT(mf_sink_graph.configure(&s.sec, &cfg, &err), 0);
+	CHECK_INT(mf_sink_graph.open(cfg, &unit, &snk, &err), 0);
+	struct mf_path p;
+	path_of(&p, "X", NULL, NULL);
+	CHECK_INT(mf_sink_graph.folder(snk, &p, MF_ROLE_NONE, &fh, &err), MF_EAUTH);
+	CHECK(strstr(err.msg, "wrong~secret") == NULL && strstr(err.msg, "wrong%7Esecret") == NULL);
+	CHECK(strstr(err.msg, "invalid_client") != NULL);
+	mf_sink_graph.close(snk);
+	mf_sink_graph.free_config(cfg);
+	mf_path_free(&p);
+}
+
+int main(void)
+{
+	setenv("GRAPH_ARGS", "--latency 30", 1);
+	int rc = cloud_start("cloud-graph", "graph", "GRAPH_ARGS='--latency 30'");
+	if (rc)
+		return rc;
+	mf_loop_start_thread();
+	RUN(import_mime_folders_probe);
+	RUN(json_fallback_upload_session);
+	RUN(concurrency_limit);
+	RUN(bad_secret);
+	RUN(faults_exactly_once);
+	mf_loop_stop_thread();
+	cloud_stop();
+	return test_done();
+}
