@@ -81,14 +81,20 @@ check_eq "--users moved only bob" "$(ls "$U/out")" "bob@example.com"
 run run "$U/job.ini" --users nobody@example.com >/dev/null 2>&1 && rc=0 || rc=$?
 check_eq "--users with an unknown mailbox is a usage error" "$rc" 2
 
-# --- the job lock: a second run of the same job refuses
-exec 9>"$J/state/wave1.db.lock"
-flock -n 9
-out=$(run run "$J/job.ini" 2>&1) && rc=0 || rc=$?
-flock -u 9
-exec 9>&-
-check_eq "a second run while the job is locked exits 2" "$rc" 2
+# --- the job lock: a second run of the same job, started while the first
+#     is still working, refuses and touches nothing
+L=$T/lock
+pst_job "$L" lock "$PST" "parallel = 1"
+cp "$J/manifest.csv" "$L/manifest.csv"
+MF_FAULT_DELAY_MS=30 "$MF_BIN" run "$L/job.ini" --no-progress >"$T/lock-first.log" 2>&1 &
+first=$!
+for _ in $(seq 100); do grep -q event=folder "$T/lock-first.log" && break; sleep 0.05; done
+out=$(run run "$L/job.ini" 2>&1) && rc=0 || rc=$?
+check_eq "a second run while the first is running exits 2" "$rc" 2
 check "and says the job is already running" grep -q "already running" <<<"$out"
+wait $first && rc=0 || rc=$?
+check_eq "the first run finishes undisturbed" "$rc" 0
+check_eq "with the full result" "$(maildir_digest "$L/out")" "$(maildir_digest "$J/out")"
 
 # --- a truncated PST fails its mailbox only
 C=$T/corrupt
