@@ -121,7 +121,15 @@ int mf_conf_path(const struct mf_conf_section *s, const char *key, const char *d
 		if (*out)
 			snprintf(*out, l, "%s/%s", s->dir, v);
 	}
-	return *out ? 0 : mf_err_set(err, MF_ENOMEM, "out of memory");
+	if (!*out)
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	/* "jobs/../data" reads better as "/srv/data" in reports, where it exists */
+	char *real = realpath(*out, NULL);
+	if (real) {
+		free(*out);
+		*out = real;
+	}
+	return 0;
 }
 
 static char *read_first_line(const char *path)

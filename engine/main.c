@@ -1,5 +1,6 @@
 /* main.c - the mailferry command line. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,10 @@ static void usage(FILE *out)
 	      "                    new since the last run (delta pass)\n"
 	      "  status JOB.ini    per-mailbox progress from the state database\n"
 	      "  report JOB.ini    per-mailbox report (--format csv|json)\n"
+	      "  verify JOB.ini    compare source and target: per folder, counts and content\n"
+	      "                    hashes; exit 0 only if everything matches\n"
+	      "  plan JOB.ini      pre-flight: log in to both sides of every row, list folders,\n"
+	      "                    counts and sizes, flag rows that will fail; writes nothing\n"
 	      "\n"
 	      "options:\n"
 	      "  --users A,B       only these mailboxes (target addresses or source logins)\n"
@@ -137,8 +142,13 @@ int main(int argc, char **argv)
 		return MF_EXIT_USAGE;
 	}
 	const char *cmd = argv[optind], *path = argv[optind + 1];
-	if (strcmp(cmd, "run") != 0 && strcmp(cmd, "status") != 0 && strcmp(cmd, "report") != 0) {
-		fprintf(stderr, "mailferry: unknown command '%s' (run, status, report)\n", cmd);
+	static const char *const commands[] = {"run", "status", "report", "verify", "plan"};
+	bool known = false;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		known = known || strcmp(cmd, commands[i]) == 0;
+	if (!known) {
+		fprintf(stderr, "mailferry: unknown command '%s' (run, status, report, verify, plan)\n",
+			cmd);
 		return MF_EXIT_USAGE;
 	}
 	struct mf_job job;
@@ -157,6 +167,10 @@ int main(int argc, char **argv)
 		rc = mf_run(&job, &ro);
 	else if (strcmp(cmd, "status") == 0)
 		rc = mf_status(&job);
+	else if (strcmp(cmd, "verify") == 0)
+		rc = mf_verify(&job);
+	else if (strcmp(cmd, "plan") == 0)
+		rc = mf_plan(&job);
 	else
 		rc = mf_report(&job, format);
 out:

@@ -487,7 +487,10 @@ static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 		bytes += fc.refs[i].skip ? 0 : fc.refs[i].size;
 	atomic_fetch_add(&c->stats->listed, fc.nrefs);
 	atomic_fetch_add(&c->stats->listed_bytes, bytes);
-	if (fc.nrefs == 0) {
+	/* An empty folder is created once, the first time it is seen, so that
+	 * the target gets the whole folder tree; after that, nothing to do. */
+	bool first_time = fc.known.n == 0 && !cursor;
+	if (fc.nrefs == 0 && !first_time) {
 		if (next && (!cursor || strcmp(cursor, next) != 0))
 			rc = mf_ckpt_folder_done(ck, fc.id, next, err);
 		goto out;
@@ -509,6 +512,10 @@ static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 		}
 		if (rc < 0)
 			goto out;
+	}
+	if (fc.nrefs == 0) {
+		rc = mf_ckpt_folder_done(ck, fc.id, next ? next : "", err);
+		goto out;
 	}
 
 	size_t batch = job->batch;

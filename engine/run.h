@@ -22,6 +22,13 @@ struct mf_run_opts {
 /* Run the job's (selected) units on the loop; returns an exit code. */
 int mf_run(struct mf_job *job, const struct mf_run_opts *opts);
 
+/* Source vs sink for every mailbox: per folder, counts and content hashes.
+ * Exit code 0 only if everything matches. */
+int mf_verify(struct mf_job *job);
+/* Pre-flight: log in to both sides of every row, list folders, counts and
+ * sizes, flag rows that will fail. Writes nothing. */
+int mf_plan(struct mf_job *job);
+
 /* Per-unit progress from the state database. Returns an exit code. */
 int mf_status(struct mf_job *job);
 /* Per-unit report as "csv" or "json" on stdout. Returns an exit code. */

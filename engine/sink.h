@@ -44,6 +44,11 @@ struct mf_sink_ops {
 	/* Capabilities for this configuration. */
 	void (*caps)(const void *cfg, struct mf_sink_caps *caps);
 
+	/* Optional (NULL: the engine calls open() and close() instead, so such
+	 * a sink's open() must write nothing): can `unit->mailbox` be written?
+	 * Logs in or looks, never writes. For `mailferry plan`. */
+	int (*check)(const void *cfg, const struct mf_unit *unit, struct mf_err *err);
+
 	/* Open the target mailbox `unit->mailbox`. */
 	int (*open)(const void *cfg, const struct mf_unit *unit, void **snk, struct mf_err *err);
 

@@ -524,6 +524,37 @@ fail:
 	return rc;
 }
 
+/* Can the mailbox's Maildir be created or written? Looks only: the nearest
+ * existing directory on the way must be writable. */
+static int md_check(const void *cfgv, const struct mf_unit *unit, struct mf_err *err)
+{
+	const struct mdcfg *c = cfgv;
+	char *comp = NULL, *dir = NULL;
+	int rc = mf_maildir_mailbox_name(unit->mailbox, &comp, err);
+	if (rc < 0)
+		return rc;
+	if (!(dir = pathf("%s/%s", c->root, comp))) {
+		free(comp);
+		return nomem(err);
+	}
+	for (;;) {
+		if (access(dir, F_OK) == 0) {
+			if (access(dir, W_OK | X_OK) < 0)
+				rc = sys_err(err, errno, "write into", dir);
+			break;
+		}
+		char *slash = strrchr(dir, '/');
+		if (!slash || slash == dir) {
+			rc = mf_err_set(err, MF_EIO, "no existing directory above %s", c->root);
+			break;
+		}
+		*slash = '\0';
+	}
+	free(dir);
+	free(comp);
+	return rc;
+}
+
 static int md_folder(void *snkv, const struct mf_path *path, enum mf_role role, void **fh,
 		     struct mf_err *err)
 {
@@ -808,5 +839,6 @@ const struct mf_sink_ops mf_sink_maildir = {
     .probe = md_probe,
     .store = md_store,
     .hashes = md_hashes,
+    .check = md_check,
     .close = md_close,
 };

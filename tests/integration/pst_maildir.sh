@@ -45,6 +45,33 @@ check_eq "second run exits 0" "$rc" 0
 check "second run says there was nothing new" grep -q "nothing new to move" <<<"$out"
 check_eq "second run changed nothing on disk" "$(maildir_digest "$J/out")" "$digest1"
 
+# --- verify compares the Maildirs with the PSTs, independently of the state
+out=$("$MF_BIN" verify "$J/job.ini" 2>&1) && rc=0 || rc=$?
+check_eq "verify after the run exits 0" "$rc" 0
+check "verify says every mailbox matches" grep -q "verify: 2 of 2 mailboxes match" <<<"$out"
+victim=$(find "$J/out/ann@example.com/cur" -type f | sort | head -1)
+mv "$victim" "$T/victim"
+out=$("$MF_BIN" verify "$J/job.ini" 2>&1) && rc=0 || rc=$?
+check_eq "verify with a message deleted from the target exits 1" "$rc" 1
+check "and names the folder with 1 missing" grep -q "missing 1 .*MISMATCH" <<<"$out"
+cp "$T/victim" "$victim"
+cp "$T/victim" "$(dirname "$victim")/copy-of-a-message:2,S"
+out=$("$MF_BIN" verify "$J/job.ini" 2>&1) && rc=0 || rc=$?
+check_eq "verify with a duplicate in the target exits 1" "$rc" 1
+check "and counts the duplicate" grep -q "duplicates 1 .*MISMATCH" <<<"$out"
+rm "$(dirname "$victim")/copy-of-a-message:2,S"
+check_eq "the Maildirs are as before the verify checks" "$(maildir_digest "$J/out")" "$digest1"
+
+# --- plan: looks at both sides, writes nothing, flags rows that will fail
+P=$T/plan
+pst_job "$P" plan "$PST"
+{ cat "$J/manifest.csv"; echo "Exchange,,no-such-file.pst,zed@example.com,FALSE,,,,"; } >"$P/manifest.csv"
+out=$("$MF_BIN" plan "$P/job.ini" 2>&1) && rc=0 || rc=$?
+check_eq "plan with a missing PST exits 1" "$rc" 1
+check "plan flags that row" grep -q "zed@example.com <- .*no-such-file.pst: WILL FAIL" <<<"$out"
+check "plan lists the other rows' folders and counts" grep -q "plan: 3 mailboxes, $would messages" <<<"$out"
+check "plan wrote nothing" test ! -e "$P/state" -a ! -e "$P/out"
+
 # --- a new row: only the new mailbox moves
 echo "Exchange,,${psts[0]},cat@example.com,FALSE,/Old PST,,,," >>"$J/manifest.csv"
 out=$(run run "$J/job.ini" 2>&1) && rc=0 || rc=$?

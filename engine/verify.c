@@ -1,0 +1,412 @@
+/* verify.c - `mailferry verify` (source vs sink, per folder: counts and
+ * content hashes) and `mailferry plan` (pre-flight: logins, folders, sizes).
+ * Both read the live servers and files, not the state database, and write
+ * nothing (verify may create an empty target folder that the migration would
+ * create anyway).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <uv.h>
+
+#include "log.h"
+#include "normalize/normalize.h"
+#include "run.h"
+#include "strmap.h"
+#include "util.h"
+
+/* --- verify ------------------------------------------------------------------------ */
+
+struct target_folder {
+	char *key;            /* target path key */
+	struct mf_path path;
+	enum mf_role role;
+	struct mf_strmap src; /* hash -> copies expected in the target */
+	uint64_t src_count, too_big, unreadable, not_mail;
+};
+
+struct vmailbox {
+	struct target_folder *f;
+	size_t n;
+	unsigned source_errors;
+};
+
+static struct target_folder *target_get(struct vmailbox *m, const struct mf_path *path,
+					enum mf_role role)
+{
+	char *key = mf_path_key(path);
+	if (!key)
+		return NULL;
+	for (size_t i = 0; i < m->n; i++) {
+		if (strcmp(m->f[i].key, key) == 0) {
+			free(key);
+			return &m->f[i];
+		}
+	}
+	struct target_folder *grown = realloc(m->f, (m->n + 1) * sizeof(*grown));
+	if (!grown) {
+		free(key);
+		return NULL;
+	}
+	m->f = grown;
+	struct target_folder *t = &m->f[m->n++];
+	memset(t, 0, sizeof(*t));
+	t->key = key;
+	t->role = role;
+	mf_strmap_init(&t->src);
+	if (mf_path_copy(&t->path, path) < 0) {
+		m->n--;
+		free(key);
+		return NULL;
+	}
+	return t;
+}
+
+static void vmailbox_free(struct vmailbox *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->f[i].key);
+		mf_path_free(&m->f[i].path);
+		mf_strmap_free(&m->f[i].src);
+	}
+	free(m->f);
+}
+
+struct refs {
+	struct mf_msgref *r;
+	size_t n, cap;
+	uint64_t not_mail;
+};
+
+static int keep_ref(void *arg, const struct mf_msgref *ref)
+{
+	struct refs *rs = arg;
+	if (ref->skip_kind) {
+		rs->not_mail++;
+		return 0;
+	}
+	if (rs->n == rs->cap) {
+		size_t cap = rs->cap ? 2 * rs->cap : 64;
+		struct mf_msgref *g = realloc(rs->r, cap * sizeof(*g));
+		if (!g)
+			return MF_ENOMEM;
+		rs->r = g;
+		rs->cap = cap;
+	}
+	rs->r[rs->n] = *ref;
+	rs->r[rs->n].key = strdup(ref->key);
+	if (!rs->r[rs->n].key)
+		return MF_ENOMEM;
+	rs->n++;
+	return 0;
+}
+
+static void refs_free(struct refs *rs)
+{
+	for (size_t i = 0; i < rs->n; i++)
+		free((char *)rs->r[i].key);
+	free(rs->r);
+}
+
+/* Hash every message of one unit's source into the mailbox's target folders. */
+static int hash_source(const struct mf_job *job, const struct mf_unit *u, struct vmailbox *m,
+		       struct mf_err *err)
+{
+	void *src = NULL;
+	const struct mf_folder *folders;
+	size_t nf;
+	int rc = job->src->open(job->src_cfg, u, &src, err);
+	if (rc == 0)
+		rc = job->src->folders(src, &folders, &nf, err);
+	for (size_t i = 0; rc == 0 && i < nf; i++) {
+		struct mf_path target;
+		enum mf_role role;
+		int take = mf_job_target_folder(job, u, &folders[i], &target, &role);
+		if (take <= 0) {
+			rc = take;
+			continue;
+		}
+		struct target_folder *t = target_get(m, &target, role);
+		mf_path_free(&target);
+		if (!t) {
+			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+			break;
+		}
+		struct refs rs = {0};
+		char *next = NULL;
+		rc = job->src->list(src, &folders[i], NULL, keep_ref, &rs, &next, err);
+		free(next);
+		t->not_mail += rs.not_mail;
+		for (size_t k = 0; rc == 0 && k < rs.n; k++) {
+			struct mf_msg msg = {0};
+			struct mf_err merr = {0};
+			if (job->src->fetch(src, &folders[i], &rs.r[k], &msg, &merr) < 0) {
+				if (mf_err_class(merr.code) != MF_CLASS_MESSAGE) {
+					*err = merr;
+					rc = merr.code;
+				}
+				t->unreadable++;
+				continue;
+			}
+			struct mf_norm_result nr;
+			rc = mf_normalize(&job->norm, msg.data, msg.len,
+					  msg.idate ? msg.idate : rs.r[k].idate, &nr);
+			mf_msg_clear(&msg);
+			if (rc < 0)
+				break;
+			if (job->caps.max_message_bytes && nr.len > job->caps.max_message_bytes) {
+				t->too_big++;
+			} else {
+				unsigned char sha[MF_SHA256_LEN];
+				char hex[65];
+				mf_sha256(nr.data, nr.len, sha);
+				mf_hex(sha, sizeof(sha), hex);
+				int *c = mf_strmap_get(&t->src, hex);
+				rc = mf_strmap_set(&t->src, hex, c ? *c + 1 : 1);
+				t->src_count++;
+			}
+			free(nr.data);
+		}
+		refs_free(&rs);
+	}
+	if (src)
+		job->src->close(src);
+	return rc;
+}
+
+struct tally {
+	struct mf_strmap left; /* hash -> copies still expected */
+	uint64_t count, extra_dup, extra_other;
+};
+
+static int count_target(void *arg, const char *hash_hex)
+{
+	struct tally *t = arg;
+	t->count++;
+	int *c = mf_strmap_get(&t->left, hash_hex);
+	if (c && *c > 0)
+		(*c)--;
+	else if (c)
+		t->extra_dup++; /* one more copy than the source has: a duplicate */
+	else
+		t->extra_other++;
+	return 0;
+}
+
+/* Compare one mailbox; prints its verdict. Returns 1 if it matches. */
+static int verify_mailbox(const struct mf_job *job, const struct mf_unit *first,
+			  struct vmailbox *m)
+{
+	void *snk = NULL;
+	struct mf_err err = {0};
+	int ok = 1;
+	if (job->snk->open(job->snk_cfg, first, &snk, &err) < 0) {
+		printf("%s: MISMATCH: cannot open the target: %s\n", first->mailbox, err.msg);
+		return 0;
+	}
+	printf("%s:\n", first->mailbox);
+	for (size_t i = 0; i < m->n; i++) {
+		struct target_folder *f = &m->f[i];
+		if (f->src_count == 0 && f->too_big == 0 && f->unreadable == 0)
+			continue; /* nothing expected; do not create folders to look */
+		char *name = mf_path_join(&f->path, "/");
+		void *fh = NULL;
+		struct tally t = {.left = f->src};
+		uint64_t missing = 0;
+		int rc = job->snk->folder(snk, &f->path, f->role, &fh, &err);
+		if (rc == 0)
+			rc = job->snk->hashes(snk, fh, count_target, &t, &err);
+		if (rc < 0) {
+			printf("  %-40s cannot list the target: %s\n", name ? name : "?", err.msg);
+			ok = 0;
+			free(name);
+			continue;
+		}
+		for (size_t k = 0; k < f->src.cap; k++)
+			if (f->src.keys[k] && f->src.vals[k] > 0)
+				missing += (uint64_t)f->src.vals[k];
+		bool match = missing == 0 && t.extra_dup == 0 && f->unreadable == 0;
+		printf("  %-40s source %6llu  target %6llu  missing %llu  duplicates %llu%s%s%s\n",
+		       name && *name ? name : "(root)", (unsigned long long)f->src_count,
+		       (unsigned long long)t.count, (unsigned long long)missing,
+		       (unsigned long long)t.extra_dup, match ? "  ok" : "  MISMATCH",
+		       t.extra_other ? "  (+ other mail not from this source)" : "",
+		       f->unreadable ? "  (unreadable in the source)" : "");
+		if (f->too_big)
+			printf("  %-40s %llu too big for the target (skipped by rule)\n", "",
+			       (unsigned long long)f->too_big);
+		if (!match)
+			ok = 0;
+		free(name);
+	}
+	job->snk->close(snk);
+	return ok;
+}
+
+int mf_verify(struct mf_job *job)
+{
+	if (!job->snk->hashes) {
+		fprintf(stderr,
+			"mailferry: the %s sink cannot list what it holds, so verify cannot "
+			"compare contents; use `mailferry report` for what was stored\n",
+			job->snk->name);
+		return MF_EXIT_USAGE;
+	}
+	bool *done = calloc(job->nunits ? job->nunits : 1, sizeof(bool));
+	if (!done)
+		return MF_EXIT_FAILURES;
+	unsigned good = 0, total = 0;
+	for (size_t i = 0; i < job->nunits; i++) {
+		if (done[i])
+			continue;
+		struct vmailbox m = {0};
+		bool src_ok = true;
+		/* every row of the same target mailbox: their folders may merge */
+		for (size_t k = i; k < job->nunits; k++) {
+			if (done[k] || strcasecmp(job->units[k].mailbox, job->units[i].mailbox) != 0)
+				continue;
+			done[k] = true;
+			struct mf_err err = {0};
+			if (hash_source(job, &job->units[k], &m, &err) < 0) {
+				printf("%s: cannot read the source %s: %s\n", job->units[k].mailbox,
+				       job->units[k].source_desc, err.msg);
+				src_ok = false;
+			}
+		}
+		total++;
+		if (src_ok && verify_mailbox(job, &job->units[i], &m))
+			good++;
+		vmailbox_free(&m);
+	}
+	free(done);
+	printf("verify: %u of %u mailboxes match%s\n", good, total,
+	       good == total ? "" : " (see MISMATCH above)");
+	return good == total ? MF_EXIT_OK : MF_EXIT_FAILURES;
+}
+
+/* --- plan --------------------------------------------------------------------------- */
+
+struct plan_unit {
+	const struct mf_job *job;
+	const struct mf_unit *u;
+	uv_thread_t thread;
+	struct mf_err src_err, snk_err;
+	uint64_t folders, msgs, bytes, biggest, oversized, not_mail;
+	struct mf_buf listing;
+};
+
+struct plan_list {
+	struct plan_unit *p;
+	uint64_t msgs, bytes;
+};
+
+static int plan_ref(void *arg, const struct mf_msgref *r)
+{
+	struct plan_list *l = arg;
+	if (r->skip_kind) {
+		l->p->not_mail++;
+		return 0;
+	}
+	uint64_t max = l->p->job->caps.max_message_bytes;
+	l->msgs++;
+	l->bytes += r->size;
+	if (r->size > l->p->biggest)
+		l->p->biggest = r->size;
+	if (max && r->size > max)
+		l->p->oversized++;
+	return 0;
+}
+
+static void plan_main(void *arg)
+{
+	struct plan_unit *p = arg;
+	const struct mf_job *job = p->job;
+	void *src = NULL;
+	const struct mf_folder *folders;
+	size_t nf;
+	if (job->src->open(job->src_cfg, p->u, &src, &p->src_err) == 0 &&
+	    job->src->folders(src, &folders, &nf, &p->src_err) == 0) {
+		for (size_t i = 0; i < nf; i++) {
+			struct plan_list l = {.p = p};
+			char *next = NULL;
+			struct mf_err e = {0};
+			char *name = mf_path_join(&folders[i].path, "/");
+			if (job->src->list(src, &folders[i], NULL, plan_ref, &l, &next, &e) < 0)
+				mf_buf_printf(&p->listing, "    %-40s cannot list: %s\n",
+					      name ? name : "?", e.msg);
+			else
+				mf_buf_printf(&p->listing, "    %-40s %6llu messages %9.1f MB\n",
+					      name ? name : "?", (unsigned long long)l.msgs,
+					      (double)l.bytes / 1e6);
+			free(name);
+			free(next);
+			p->folders++;
+			p->msgs += l.msgs;
+			p->bytes += l.bytes;
+		}
+	}
+	if (src)
+		job->src->close(src);
+	if (job->snk->check) {
+		job->snk->check(job->snk_cfg, p->u, &p->snk_err);
+	} else {
+		void *snk = NULL;
+		if (job->snk->open(job->snk_cfg, p->u, &snk, &p->snk_err) == 0)
+			job->snk->close(snk);
+	}
+}
+
+int mf_plan(struct mf_job *job)
+{
+	struct plan_unit *p = calloc(job->nunits ? job->nunits : 1, sizeof(*p));
+	if (!p)
+		return MF_EXIT_FAILURES;
+	/* in parallel, `parallel` at a time */
+	for (size_t start = 0; start < job->nunits; start += job->parallel) {
+		size_t end = start + job->parallel < job->nunits ? start + job->parallel
+								 : job->nunits;
+		for (size_t i = start; i < end; i++) {
+			p[i].job = job;
+			p[i].u = &job->units[i];
+			if (uv_thread_create(&p[i].thread, plan_main, &p[i]) != 0)
+				plan_main(&p[i]);
+		}
+		for (size_t i = start; i < end; i++)
+			uv_thread_join(&p[i].thread);
+	}
+	unsigned bad = 0;
+	uint64_t msgs = 0, bytes = 0;
+	for (size_t i = 0; i < job->nunits; i++) {
+		struct plan_unit *u = &p[i];
+		bool fails = u->src_err.code || u->snk_err.code;
+		bad += fails;
+		printf("%s <- %s: %s\n", u->u->mailbox, u->u->source_desc,
+		       fails ? "WILL FAIL" : "ok");
+		if (u->src_err.code)
+			printf("    source: %s\n", u->src_err.msg);
+		if (u->snk_err.code)
+			printf("    target: %s\n", u->snk_err.msg);
+		if (!u->src_err.code) {
+			fputs(u->listing.data ? u->listing.data : "", stdout);
+			printf("    total: %llu folders, %llu messages, %.1f MB, biggest %.1f MB",
+			       (unsigned long long)u->folders, (unsigned long long)u->msgs,
+			       (double)u->bytes / 1e6, (double)u->biggest / 1e6);
+			if (u->not_mail)
+				printf(", %llu items that are not mail (skipped)",
+				       (unsigned long long)u->not_mail);
+			putchar('\n');
+		}
+		if (u->oversized)
+			printf("    %llu messages are bigger than the target takes (%.1f MB): they "
+			       "will be skipped and reported\n",
+			       (unsigned long long)u->oversized,
+			       (double)job->caps.max_message_bytes / 1e6);
+		msgs += u->msgs;
+		bytes += u->bytes;
+		mf_buf_free(&u->listing);
+	}
+	printf("plan: %zu mailboxes, %llu messages, %.1f MB; %u will fail\n", job->nunits,
+	       (unsigned long long)msgs, (double)bytes / 1e6, bad);
+	free(p);
+	return bad ? MF_EXIT_FAILURES : MF_EXIT_OK;
+}
