@@ -16,7 +16,7 @@ static long delay_ms;
 
 static void arm(void)
 {
-	static const char *const names[MF_FAULT_NSTAGES] = {"pending", "store", "commit"};
+	static const char *const names[MF_FAULT_NSTAGES] = {"pending", "store", "commit", "block"};
 	const char *d = getenv("MF_FAULT_DELAY_MS");
 	if (d)
 		delay_ms = strtol(d, NULL, 10);

@@ -506,6 +506,11 @@ int mf_job_load(const char *path, struct mf_job *job, FILE *diag)
 	if (errors)
 		return MF_ECONFIG;
 
+	if (job->caps.whole_files && !job->snk->upload_file) {
+		fprintf(diag, "%s: [sink] %s: whole-file mode without upload_file\n", job->file,
+			job->snk->name);
+		return MF_ECONFIG;
+	}
 	/* The sink's needs decide the normalizer's options. */
 	job->norm.crlf = job->caps.crlf;
 	if (!job->norm.max_line || (job->caps.max_line && job->caps.max_line < job->norm.max_line))

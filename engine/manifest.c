@@ -92,6 +92,7 @@ void mf_unit_clear(struct mf_unit *u)
 	free(u->mailbox);
 	free(u->source_desc);
 	free(u->pst_path);
+	free(u->pst_relpath);
 	free(u->target_root);
 	free(u->user);
 	mf_secret_free(u->password);
@@ -234,6 +235,9 @@ static int pst_row(const char *file, const struct row *hdr, const struct row *ro
 		return MF_ECONFIG;
 	u->mailbox = trimmed(mailbox);
 	u->pst_path = join3(root ? root : ".", fpath, name);
+	u->pst_relpath = join3("", fpath, name);
+	if (u->pst_relpath) /* join3 put a '/' first */
+		memmove(u->pst_relpath, u->pst_relpath + 1, strlen(u->pst_relpath));
 	u->target_root = strdup(troot);
 	u->is_archive = strcasecmp(archive, "TRUE") == 0;
 	struct mf_buf id = {0};
@@ -241,7 +245,8 @@ static int pst_row(const char *file, const struct row *hdr, const struct row *ro
 		      *fpath ? "/" : "", name, troot);
 	u->id = id.data;
 	u->source_desc = u->pst_path ? strdup(u->pst_path) : NULL;
-	if (!u->mailbox || !u->pst_path || !u->target_root || !u->id || !u->source_desc)
+	if (!u->mailbox || !u->pst_path || !u->pst_relpath || !u->target_root || !u->id ||
+	    !u->source_desc)
 		return MF_ENOMEM;
 	return 0;
 }

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fault.h"
 #include "log.h"
@@ -618,6 +619,62 @@ static int open_with_retry(struct unit_ctx *c, bool source, struct mf_err *err)
 	}
 }
 
+/* Whole-file mode: the unit's file is one item, under the same pending ->
+ * stored protocol as a message (folder "", key "file"). */
+static int upload_whole_file(struct unit_ctx *c, struct mf_err *err)
+{
+	struct mf_ckpt *ck = c->run->ck;
+	const char *path = c->u->pst_path;
+	if (!path)
+		return mf_err_set(err, MF_ECONFIG, "the %s sink takes whole PST files: use a PST "
+				  "manifest", c->job->snk->name);
+	int64_t fid;
+	char *cursor = NULL;
+	bool older;
+	int rc = mf_ckpt_folder(ck, c->unit_id, "", "file", "", &fid, &cursor, &older, err);
+	free(cursor);
+	if (rc < 0)
+		return rc;
+	struct mf_strmap known;
+	mf_strmap_init(&known);
+	struct folder_ctx probe = {.known = known};
+	rc = mf_ckpt_folder_rows(ck, fid, load_row, &probe, err);
+	int *state = mf_strmap_get(&probe.known, "file");
+	bool done = state && *state == MF_MSG_STORED;
+	mf_strmap_free(&probe.known);
+	mf_strmap_free(&probe.seen);
+	if (rc < 0 || done)
+		return rc;
+	struct mf_ckpt_rec rec = {.key = "file", .state = MF_MSG_PENDING};
+	rc = mf_ckpt_write(ck, fid, &rec, 1, err);
+	if (rc < 0)
+		return rc;
+	char sink_id[MF_SINK_ID_MAX] = "";
+	unsigned attempt = 0, throttles = 0;
+	for (;;) {
+		mf_err_clear(err);
+		rc = c->job->snk->upload_file(c->snk, path, sink_id, err);
+		if (rc == 0 || !retryable(c, err, &attempt, &throttles))
+			break;
+		if (mf_err_class(err->code) == MF_CLASS_CONNECTION) {
+			struct mf_err e2 = {0};
+			if (reopen_sink(c, NULL, &e2) < 0 && mf_err_class(e2.code) != MF_CLASS_CONNECTION)
+				return (*err = e2).code;
+		}
+	}
+	if (rc < 0)
+		return rc;
+	struct stat st;
+	rec = (struct mf_ckpt_rec){.key = "file", .state = MF_MSG_STORED, .sink_id = sink_id,
+				   .size = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0};
+	rc = mf_ckpt_write(ck, fid, &rec, 1, err);
+	if (rc == 0) {
+		atomic_fetch_add(&c->stats->stored, 1);
+		atomic_fetch_add(&c->stats->stored_bytes, rec.size);
+	}
+	return rc;
+}
+
 int mf_pipeline_run(struct mf_run_ctx *run, const struct mf_unit *u, struct mf_unit_stats *stats,
 		    struct mf_err *why)
 {
@@ -629,14 +686,20 @@ int mf_pipeline_run(struct mf_run_ctx *run, const struct mf_unit *u, struct mf_u
 		return rc;
 	struct mf_buf folder_errors = {0};
 	unsigned nfolder_errors = 0;
-	rc = open_with_retry(&c, true, why);
-	if (rc < 0) {
-		mf_err_prefix(why, "source %s", u->source_desc);
-		goto out;
+	if (!run->job->caps.whole_files) {
+		rc = open_with_retry(&c, true, why);
+		if (rc < 0) {
+			mf_err_prefix(why, "source %s", u->source_desc);
+			goto out;
+		}
 	}
 	rc = open_with_retry(&c, false, why);
 	if (rc < 0) {
 		mf_err_prefix(why, "target %s", u->mailbox);
+		goto out;
+	}
+	if (run->job->caps.whole_files) {
+		rc = upload_whole_file(&c, why);
 		goto out;
 	}
 	for (size_t i = 0; i < c.nfolders; i++) {

@@ -31,6 +31,8 @@ struct mf_sink_caps {
 	uint64_t max_message_bytes; /* bigger messages are skipped, 0 = no limit */
 	bool needs_message_id;      /* finds messages again only by Message-ID */
 	bool needs_date;            /* takes the date from the Date header */
+	bool whole_files;           /* takes each unit's source file whole (PST
+	                               import staging): see upload_file */
 };
 
 #define MF_SINK_ID_MAX 256
@@ -73,6 +75,14 @@ struct mf_sink_ops {
 	 * message in the folder, for `mailferry verify`. */
 	int (*hashes)(void *snk, void *fh, int (*cb)(void *arg, const char *hash_hex), void *arg,
 		      struct mf_err *err);
+
+	/* Whole-file mode (caps.whole_files, e.g. Azure PST import staging):
+	 * the engine reads no messages; for each unit it calls this once with
+	 * the unit's file (unit->pst_path), after recording it pending. It must
+	 * be resumable (a rerun after a crash continues or finds the upload
+	 * complete) and idempotent. Fills sink_id with where the file went. */
+	int (*upload_file)(void *snk, const char *path, char sink_id[MF_SINK_ID_MAX],
+			   struct mf_err *err);
 
 	void (*close)(void *snk);
 };

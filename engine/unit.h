@@ -14,6 +14,7 @@ struct mf_unit {
 
 	/* PST jobs (Microsoft 365 PST import mapping CSV) */
 	char *pst_path;    /* absolute path of the PST file */
+	char *pst_relpath; /* FilePath/Name as in the manifest, '/'-separated */
 	char *target_root; /* TargetRootFolder as written ("" / "/" / "/X") */
 	bool is_archive;
 

@@ -167,6 +167,8 @@ TEST(manifest_pst)
 		CHECK_STR(u[0].pst_path, "/data/annb.pst");
 		CHECK_STR(u[0].target_root, "/");
 		CHECK_STR(u[1].pst_path, "/data/PSTs/old/annb_archive.pst");
+		CHECK_STR(u[1].pst_relpath, "PSTs/old/annb_archive.pst");
+		CHECK_STR(u[0].pst_relpath, "annb.pst");
 		CHECK(u[1].is_archive);
 		CHECK_STR(u[2].target_root, "/ImportedPst");
 		CHECK_INT(u[2].line, 4);
