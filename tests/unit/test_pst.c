@@ -23,7 +23,7 @@ static void *cfg;
 
 static const char *data(const char *name)
 {
-	static char p[2048];
+	static _Thread_local char p[2048]; /* the thread test calls it from two threads */
 	snprintf(p, sizeof(p), "%s/%s", datadir, name);
 	return p;
 }
