@@ -6,8 +6,10 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SCHEMA_VERSION "1"
 
@@ -161,6 +163,23 @@ static int get_meta(sqlite3 *db, const char *key, char *out, size_t size)
 	return found;
 }
 
+/* The marker: "<job name>\n<creation time>\n", written tmp -> fsync -> rename. */
+static int write_marker(const char *marker, const char *job_name)
+{
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", marker);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "%s\n%lld\n", job_name, (long long)time(NULL));
+	int rc = fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -1;
+	if (fclose(f) != 0)
+		rc = -1;
+	if (rc == 0)
+		rc = rename(tmp, marker);
+	return rc;
+}
+
 int mf_ckpt_open(const char *path, const char *job_name, bool create, struct mf_ckpt **out,
 		 struct mf_err *err)
 {
@@ -173,6 +192,17 @@ int mf_ckpt_open(const char *path, const char *job_name, bool create, struct mf_
 				  path);
 	if (existed && st.st_size == 0)
 		existed = false; /* created, then killed before the schema was written */
+	/* A database that vanished after a run would make the next run store
+	 * everything again: the marker written beside it says it existed. */
+	char marker[4096];
+	snprintf(marker, sizeof(marker), "%s.job", path);
+	if (!existed && create && access(marker, F_OK) == 0)
+		return mf_err_set(err, MF_ESTATE,
+				  "state database %s is missing, but this job has run before (%s "
+				  "exists). mailferry will not start over on its own, since that "
+				  "would store every message again: restore the database from a "
+				  "backup, or delete %s to start a new migration deliberately",
+				  path, marker, marker);
 	struct mf_ckpt *ck = calloc(1, sizeof(*ck));
 	if (!ck)
 		return mf_err_set(err, MF_ENOMEM, "out of memory");
@@ -253,6 +283,11 @@ int mf_ckpt_open(const char *path, const char *job_name, bool create, struct mf_
 						path, sqlite3_errmsg(ck->db));
 				goto fail;
 			}
+		}
+		if (!existed && write_marker(marker, job_name) < 0) {
+			rc = mf_err_set(err, MF_ESTATE, "cannot write %s: %s", marker,
+					strerror(errno));
+			goto fail;
 		}
 		if (pthread_create(&ck->writer, NULL, writer_main, ck) != 0) {
 			rc = mf_err_set(err, MF_EINTERNAL, "cannot start the checkpoint writer");

@@ -159,6 +159,26 @@ check_eq "the rerun exits 0" "$rc" 0
 check_eq "the rerun completes the same Maildirs as an uninterrupted run" \
   "$(maildir_digest "$S/out")" "$(maildir_digest "$J/out" | grep -v '^cat@')"
 
+# --- a deleted or damaged state database is refused, never silently
+#     replaced by a new one (which would store everything again)
+D=$T/deleted
+pst_job "$D" deleted "$PST"
+cp "$J/manifest.csv" "$D/manifest.csv"
+run run "$D/job.ini" >/dev/null 2>&1
+before=$(maildir_digest "$D/out")
+mv "$D/state/deleted.db" "$T/deleted.db.saved"
+rm -f "$D/state/deleted.db-wal" "$D/state/deleted.db-shm"
+out=$(run run "$D/job.ini" 2>&1) && rc=0 || rc=$?
+check_eq "a deleted state database: exit 2" "$rc" 2
+check "the message says it is missing and what to do" grep -q "is missing, but this job has run before" <<<"$out"
+check "no new database was created" test ! -e "$D/state/deleted.db"
+cp "$T/deleted.db.saved" "$D/state/deleted.db"
+printf 'garbage garbage garbage garbage' | dd of="$D/state/deleted.db" bs=1 seek=0 conv=notrunc status=none
+out=$(run run "$D/job.ini" 2>&1) && rc=0 || rc=$?
+check_eq "a damaged state database: exit 2" "$rc" 2
+check "the message says so" grep -Eq "damaged|not a mailferry state database|cannot open" <<<"$out"
+check_eq "the target is untouched by either" "$(maildir_digest "$D/out")" "$before"
+
 # --- bad job files: exit 2, nothing touched
 B=$T/bad
 pst_job "$B" bad "$PST" "paralel = 2"
