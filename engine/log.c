@@ -1,6 +1,7 @@
 /* log.c - key=value log lines on stderr. */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +9,32 @@
 #include <unistd.h>
 
 static enum mf_log_level min_level = MF_LOG_INFO;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static void (*hook)(void *arg);
+static void *hook_arg;
+
+void mf_log_set_hook(void (*before_write)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&lock);
+	hook = before_write;
+	hook_arg = arg;
+	pthread_mutex_unlock(&lock);
+}
+
+void mf_log_lock(void)
+{
+	pthread_mutex_lock(&lock);
+}
+
+void mf_log_unlock(void)
+{
+	pthread_mutex_unlock(&lock);
+}
+
+enum mf_log_level mf_log_level(void)
+{
+	return min_level;
+}
 
 void mf_log_set_level(enum mf_log_level lvl)
 {
@@ -34,7 +61,11 @@ void mf_log(enum mf_log_level lvl, const char *fmt, ...)
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
 	line[len++] = '\n';
+	pthread_mutex_lock(&lock);
+	if (hook)
+		hook(hook_arg);
 	ssize_t w = write(STDERR_FILENO, line, len);
+	pthread_mutex_unlock(&lock);
 	(void)w; /* nowhere to report a failing stderr */
 }
 

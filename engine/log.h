@@ -10,7 +10,16 @@
 enum mf_log_level { MF_LOG_DEBUG, MF_LOG_INFO, MF_LOG_WARN, MF_LOG_ERROR };
 
 void mf_log_set_level(enum mf_log_level lvl);
+enum mf_log_level mf_log_level(void);
 void mf_log(enum mf_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* For a display that owns the bottom of the terminal (run's progress): the
+ * hook runs, under the log lock, before every log line is written, and may
+ * erase the display; mf_log_lock/unlock keep the display's own writes from
+ * mixing with log lines. */
+void mf_log_set_hook(void (*before_write)(void *arg), void *arg);
+void mf_log_lock(void);
+void mf_log_unlock(void);
 
 /* Quote a value for a key=value field if it needs it ("a b" -> "\"a b\"").
  * Writes into buf (always NUL-terminated) and returns buf. */

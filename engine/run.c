@@ -156,6 +156,15 @@ static void human_bytes(uint64_t b, char *out, size_t size)
 		snprintf(out, size, "%.1f MB", (double)b / 1e6);
 }
 
+/* Erase the progress block (called with the log lock held). */
+static void erase(void *arg)
+{
+	struct sched *s = arg;
+	for (unsigned i = 0; i < s->drawn; i++)
+		fputs("\033[1A\033[2K", stderr);
+	s->drawn = 0;
+}
+
 static void draw(struct sched *s, bool final)
 {
 	uint64_t listed = 0, lbytes = 0, stored = 0, sbytes = 0, failed = 0, skipped = 0;
@@ -175,10 +184,10 @@ static void draw(struct sched *s, bool final)
 	char eta[32] = "-";
 	if (rate > 0 && left)
 		snprintf(eta, sizeof(eta), "%.0fs", (double)left / rate);
-	char sb[32], lb[32];
+	char sb[32];
 	human_bytes(sbytes, sb, sizeof(sb));
-	human_bytes(lbytes, lb, sizeof(lb));
 	if (!s->progress) {
+		(void)lbytes;
 		mf_log(MF_LOG_INFO,
 		       "event=progress mailboxes_done=%zu/%zu running=%zu messages=%llu/%llu "
 		       "bytes=%llu failed=%llu skipped=%llu rate=%.1f/s mb_per_s=%.2f eta=%s",
@@ -187,15 +196,14 @@ static void draw(struct sched *s, bool final)
 		       (unsigned long long)failed, (unsigned long long)skipped, rate, mbps, eta);
 		return;
 	}
-	/* terminal: redraw the block in place */
-	for (unsigned i = 0; i < s->drawn; i++)
-		fputs("\033[1A\033[2K", stderr);
-	s->drawn = 0;
+	/* terminal: redraw the block in place, log lines scrolling above it */
+	mf_log_lock();
+	erase(s);
 	fprintf(stderr,
-		"\033[2Ktotal: mailboxes %zu/%zu  messages %llu/%llu  %s/%s  %.1f msg/s  %.2f "
-		"MB/s  ETA %s%s\n",
+		"total: mailboxes %zu/%zu  messages %llu/%llu  %s  %.1f msg/s  %.2f MB/s  ETA "
+		"%s%s\n",
 		s->finished, s->job->nunits, (unsigned long long)stored, (unsigned long long)listed,
-		sb, lb, rate, mbps, eta, failed ? "  (failures: see report)" : "");
+		sb, rate, mbps, eta, failed ? "  (failures: see report)" : "");
 	s->drawn++;
 	for (size_t i = 0; i < s->job->nunits && !final; i++) {
 		struct worker *w = &s->w[i];
@@ -204,11 +212,12 @@ static void draw(struct sched *s, bool final)
 		uint64_t st = atomic_load(&w->stats.stored), li = atomic_load(&w->stats.listed);
 		char b[32];
 		human_bytes(atomic_load(&w->stats.stored_bytes), b, sizeof(b));
-		fprintf(stderr, "\033[2K  %-40s %llu/%llu messages  %s\n", s->job->units[i].mailbox,
+		fprintf(stderr, "  %-40s %llu/%llu messages  %s\n", s->job->units[i].mailbox,
 			(unsigned long long)st, (unsigned long long)li, b);
 		s->drawn++;
 	}
 	fflush(stderr);
+	mf_log_unlock();
 }
 
 static void on_tick(uv_timer_t *t)
@@ -360,9 +369,18 @@ int mf_run(struct mf_job *job, const struct mf_run_opts *opts)
 	uv_timer_start(&s.tick, on_tick, every, every);
 	mf_log(MF_LOG_INFO, "event=run-start job=%s mailboxes=%zu parallel=%u", job->name,
 	       job->nunits, job->parallel);
+	enum mf_log_level level = mf_log_level();
+	if (opts->progress) {
+		/* the display shows what info lines would; warnings scroll above it */
+		if (level == MF_LOG_INFO)
+			mf_log_set_level(MF_LOG_WARN);
+		mf_log_set_hook(erase, &s);
+	}
 	start_more(&s);
 	mf_loop_run();
 	mf_loop_close();
+	mf_log_set_hook(NULL, NULL);
+	mf_log_set_level(level);
 
 	uint64_t stored = 0, bytes = 0, failed = 0, skipped = 0, retries = 0;
 	for (size_t i = 0; i < job->nunits; i++) {
