@@ -55,7 +55,7 @@ struct ref {
 	int64_t idate;
 	unsigned flags;
 	char *skip;      /* non-mail kind */
-	bool in_doubt;   /* a pending row from an earlier run */
+	bool in_doubt;   /* pending or failed in an earlier run: probe first */
 };
 
 struct unit_ctx {
@@ -206,7 +206,9 @@ static int collect_ref(void *arg, const struct mf_msgref *r)
 	ref->size = r->size;
 	ref->idate = r->idate;
 	ref->flags = r->flags;
-	ref->in_doubt = state && *state == MF_MSG_PENDING;
+	/* pending: the run died between recording and storing; failed: the last
+	 * attempt may have landed (a timeout after the server took it) */
+	ref->in_doubt = state && (*state == MF_MSG_PENDING || *state == MF_MSG_FAILED);
 	fc->nrefs++;
 	return 0;
 }

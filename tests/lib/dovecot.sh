@@ -8,6 +8,10 @@
 #   dovecot_add_user DIR USER PASS [EXTRA]   passwd-file user (EXTRA: userdb
 #                                  fields, e.g. "userdb_quota_rule=*:storage=1M")
 #   dovecot_add_master DIR USER PASS        master user (SASL PLAIN authzid)
+#   dovecot_make_cert DIR          a test CA (DIR/ca.pem) and a server certificate
+#                                  for 127.0.0.1/localhost (DIR/server.pem, .key)
+#   DOVECOT_SSL_DIR=DIR DOVECOT_IMAPS_PORT=P dovecot_start ...   TLS: STARTTLS on
+#                                  PORT and implicit TLS on P, with that cert
 #   dovecot_stop DIR
 #   dovecot_doveadm DIR ARGS...    doveadm against that instance
 #   dovecot_load PORT USER PASS < LINES     APPEND messages over IMAP; every
@@ -49,6 +53,13 @@ dovecot_start() {
 		iuser=$(id -un); igroup=$(id -gn); luser=$iuser
 		muid=$(id -u); mgid=$(id -g)
 	fi
+	local ssl="ssl = no" imaps=0
+	if [ -n "${DOVECOT_SSL_DIR:-}" ]; then
+		ssl="ssl = yes
+ssl_cert = <$DOVECOT_SSL_DIR/server.pem
+ssl_key = <$DOVECOT_SSL_DIR/server.key"
+		imaps=${DOVECOT_IMAPS_PORT:-0}
+	fi
 	local layout=""
 	[ "$sep" = / ] && layout=":LAYOUT=fs"
 	cat >"$dir/dovecot.conf" <<EOF
@@ -60,7 +71,7 @@ state_dir = $dir/state
 instance_name = mfdc$port
 log_path = $dir/log/dovecot.log
 info_log_path = $dir/log/dovecot.log
-ssl = no
+$ssl
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_master_user_separator = *
@@ -121,7 +132,8 @@ service imap-login {
     port = $port
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = $imaps
   }
 }
 service anvil {
@@ -144,6 +156,19 @@ EOF
 	echo "dovecot on port $port did not come up" >&2
 	cat "$dir/log/dovecot.log" >&2 2>/dev/null
 	return 1
+}
+
+dovecot_make_cert() {
+	local d=$1
+	mkdir -p "$d"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=mailferry test CA" \
+		-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=keyCertSign" \
+		-keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null || return 1
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$d/server.key" \
+		-out "$d/server.csr" 2>/dev/null || return 1
+	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$d/ext.cnf"
+	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+		-CAcreateserial -days 2 -extfile "$d/ext.cnf" -out "$d/server.pem" 2>/dev/null
 }
 
 dovecot_stop() {
@@ -237,9 +262,12 @@ def load(port, user, pw):
         data = open(path, "rb").read()
         data = re.sub(rb"\r?\n", b"\r\n", data)
         fl = "" if flags == "-" else "(" + flags + ")"
-        typ, resp = M.append(quote(w), fl or None, imaplib.Time2Internaldate(int(date)), data)
+        try:
+            typ, resp = M.append(quote(w), fl or None, imaplib.Time2Internaldate(int(date)), data)
+        except imaplib.IMAP4.error as e:
+            typ, resp = "NO", str(e)
         if typ != "OK":
-            sys.exit("APPEND failed: %r" % resp)
+            sys.stderr.write("dovecot_load: APPEND %s refused: %r\n" % (path, resp))
     M.logout()
 
 def dump(port, user, pw):
@@ -282,4 +310,19 @@ dovecot_load() {
 
 dovecot_dump() {
 	python3 -c "$_dovecot_py" dump "$1" "$2" "$3"
+}
+
+# The first TCP port >= $1 on 127.0.0.1 that nothing listens on (so that two
+# builds running the same test at once do not collide).
+dovecot_free_port() {
+	python3 -c '
+import socket, sys
+p = int(sys.argv[1])
+while p < 65000:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); s.close(); print(p); break
+    except OSError:
+        p += 1
+' "$1"
 }
