@@ -1,63 +1,13 @@
-/* mime.c - header lookup, parameters, codecs and an offset-keeping MIME
+/* mime.c - header lookup, parameters, decoders and an offset-keeping MIME
  * splitter for the normalize stage. Lenient by design: real mail is broken
  * in every way, and the stage must never fail on it, only leave it alone. */
 #include "mime.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "../error.h"
-
-void mf_out_add(struct mf_out *o, const void *p, size_t n)
-{
-	if (o->err || !n)
-		return;
-	if (mf_buf_add(&o->b, p, n) < 0)
-		o->err = MF_ENOMEM;
-}
-
-void mf_out_str(struct mf_out *o, const char *s)
-{
-	mf_out_add(o, s, strlen(s));
-}
-
-void mf_out_fmt(struct mf_out *o, const char *fmt, ...)
-{
-	char small[256];
-	va_list ap;
-	if (o->err)
-		return;
-	va_start(ap, fmt);
-	int n = vsnprintf(small, sizeof(small), fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		o->err = MF_EINVAL;
-		return;
-	}
-	if ((size_t)n < sizeof(small)) {
-		mf_out_add(o, small, (size_t)n);
-		return;
-	}
-	char *big = malloc((size_t)n + 1);
-	if (!big) {
-		o->err = MF_ENOMEM;
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(big, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	mf_out_add(o, big, (size_t)n);
-	free(big);
-}
-
-void mf_out_free(struct mf_out *o)
-{
-	mf_buf_free(&o->b);
-	o->err = 0;
-}
 
 /* End of the line starting at i: index of its '\n', or len. */
 static size_t line_end(const unsigned char *p, size_t i, size_t len)
@@ -110,17 +60,6 @@ bool mf_mime_field(const unsigned char *p, size_t hlen, const char *name, size_t
 static bool is_ws(unsigned char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 void mf_mime_type(const unsigned char *v, size_t vlen, char *out, size_t outsz)
@@ -244,9 +183,9 @@ bool mf_mime_param(const unsigned char *v, size_t vlen, const char *param, char 
 		}
 		for (size_t k = a; k < b && w + 1 < outsz; k++) {
 			unsigned char c = v[k];
-			if (sec_ext[s] && c == '%' && k + 2 < b && hexval(v[k + 1]) >= 0 &&
-			    hexval(v[k + 2]) >= 0) {
-				c = (unsigned char)(hexval(v[k + 1]) * 16 + hexval(v[k + 2]));
+			if (sec_ext[s] && c == '%' && k + 2 < b && mf_hex_value(v[k + 1]) >= 0 &&
+			    mf_hex_value(v[k + 2]) >= 0) {
+				c = (unsigned char)(mf_hex_value(v[k + 1]) * 16 + mf_hex_value(v[k + 2]));
 				k += 2;
 			} else if (sec_q[s] && c == '\\' && k + 1 < b) {
 				c = v[++k];
@@ -311,8 +250,8 @@ void mf_qp_decode(const unsigned char *in, size_t len, struct mf_out *o)
 			continue;
 		}
 		mf_out_add(o, in + lit, i - lit);
-		if (i + 2 < len && hexval(in[i + 1]) >= 0 && hexval(in[i + 2]) >= 0) {
-			unsigned char c = (unsigned char)(hexval(in[i + 1]) * 16 + hexval(in[i + 2]));
+		if (i + 2 < len && mf_hex_value(in[i + 1]) >= 0 && mf_hex_value(in[i + 2]) >= 0) {
+			unsigned char c = (unsigned char)(mf_hex_value(in[i + 1]) * 16 + mf_hex_value(in[i + 2]));
 			mf_out_add(o, &c, 1);
 			i += 3;
 		} else {
@@ -334,78 +273,6 @@ void mf_qp_decode(const unsigned char *in, size_t len, struct mf_out *o)
 		lit = i;
 	}
 	mf_out_add(o, in + lit, len - lit);
-}
-
-void mf_b64_encode(const unsigned char *in, size_t len, const char *eol, struct mf_out *o)
-{
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char line[80];
-	size_t w = 0;
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)in[i] << 16;
-		if (i + 1 < len)
-			v |= (unsigned)in[i + 1] << 8;
-		if (i + 2 < len)
-			v |= in[i + 2];
-		line[w++] = tab[(v >> 18) & 63];
-		line[w++] = tab[(v >> 12) & 63];
-		line[w++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-		line[w++] = i + 2 < len ? tab[v & 63] : '=';
-		if (w == 76) {
-			mf_out_add(o, line, w);
-			mf_out_str(o, eol);
-			w = 0;
-		}
-	}
-	if (w) {
-		mf_out_add(o, line, w);
-		mf_out_str(o, eol);
-	}
-}
-
-void mf_qp_encode(const unsigned char *in, size_t len, bool text, const char *eol,
-		  struct mf_out *o)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t col = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = in[i];
-		if (text && (c == '\n' || (c == '\r' && i + 1 < len && in[i + 1] == '\n'))) {
-			if (c == '\r')
-				i++;
-			mf_out_str(o, eol);
-			col = 0;
-			continue;
-		}
-		char tok[3];
-		size_t t;
-		bool before_break = i + 1 >= len || in[i + 1] == '\n' ||
-				    (in[i + 1] == '\r' && i + 2 < len && in[i + 2] == '\n');
-		if ((c >= 33 && c <= 126 && c != '=') ||
-		    ((c == ' ' || c == '\t') && !(before_break && text) && i + 1 < len)) {
-			tok[0] = (char)c;
-			t = 1;
-		} else {
-			tok[0] = '=';
-			tok[1] = hex[c >> 4];
-			tok[2] = hex[c & 15];
-			t = 3;
-		}
-		if (col + t > 75) {
-			mf_out_str(o, "=");
-			mf_out_str(o, eol);
-			col = 0;
-		}
-		mf_out_add(o, tok, t);
-		col += t;
-	}
-	if (col) {
-		/* keep the encoded text ending with a line end (soft if the data
-		 * did not end with one) */
-		mf_out_str(o, "=");
-		mf_out_str(o, eol);
-	}
 }
 
 struct parse_ctx {
@@ -565,61 +432,4 @@ void mf_mime_decode_body(const unsigned char *p, const struct mf_part *pt, struc
 		mf_qp_decode(b, blen, o);
 	else
 		mf_out_add(o, b, blen);
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * well-known algorithm). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-int64_t mf_mime_timegm(int y, int mo, int d, int h, int mi, int s)
-{
-	return days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + s;
-}
-
-void mf_mime_civil(int64_t t, int *y, int *mo, int *d, int *h, int *mi, int *s)
-{
-	/* clamp to years 1..9999 so that every field stays in range */
-	if (t < -62135596800LL)
-		t = -62135596800LL;
-	if (t > 253402300799LL)
-		t = 253402300799LL;
-	int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
-	int64_t secs = t - days * 86400;
-	int64_t z = days + 719468;
-	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	int64_t doe = z - era * 146097;
-	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	int64_t mp = (5 * doy + 2) / 153;
-	int64_t dd = doy - (153 * mp + 2) / 5 + 1;
-	int64_t mm = mp < 10 ? mp + 3 : mp - 9;
-	*y = (int)(yoe + era * 400 + (mm <= 2));
-	*mo = (int)mm;
-	*d = (int)dd;
-	*h = (int)(secs / 3600);
-	*mi = (int)(secs / 60 % 60);
-	*s = (int)(secs % 60);
-}
-
-void mf_mime_date(int64_t t, char *out, size_t outsz)
-{
-	static const char *const wd[] = { "Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed" };
-	static const char *const mn[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	int y, mo, d, h, mi, s;
-	mf_mime_civil(t, &y, &mo, &d, &h, &mi, &s);
-	int64_t days = mf_mime_timegm(y, mo, d, 0, 0, 0) / 86400;
-	int64_t w = days % 7;
-	if (w < 0)
-		w += 7;
-	snprintf(out, outsz, "%s, %02d %s %04d %02d:%02d:%02d +0000", wd[w], d, mn[mo - 1], y, h,
-		 mi, s);
 }

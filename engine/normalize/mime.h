@@ -1,8 +1,8 @@
-/* mime.h - the normalize stage's internal MIME toolkit: an output buffer with
- * a sticky error, header-field lookup, parameters, base64 and
- * quoted-printable codecs, and a parser that splits a message into entities
- * with byte offsets so that one part can be replaced and the rest kept byte
- * for byte.
+/* mime.h - the normalize stage's MIME toolkit: header-field lookup,
+ * parameters, base64 and quoted-printable decoders, and a parser that splits
+ * a message into entities with byte offsets so that one part can be replaced
+ * and the rest kept byte for byte. The output buffer (struct mf_out), the
+ * encoders and the date functions are in mimeenc.h, included here.
  *
  * Internal to engine/normalize/: pure functions, no globals, any thread.
  * Every input is borrowed for the call; every limit is explicit.
@@ -15,17 +15,7 @@
 #include <stdint.h>
 
 #include "../util.h"
-
-/* An output buffer whose first allocation failure sticks (err = MF_ENOMEM)
- * so that builders check once at the end. */
-struct mf_out {
-	struct mf_buf b;
-	int err;
-};
-void mf_out_add(struct mf_out *o, const void *p, size_t n);
-void mf_out_str(struct mf_out *o, const char *s);
-void mf_out_fmt(struct mf_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void mf_out_free(struct mf_out *o);
+#include "mimeenc.h" /* struct mf_out, the encoders, dates */
 
 /* Header field `name` (case-insensitive, without colon) in the header block
  * p[0..hlen). On a hit sets fs..fe to the whole field (continuation lines and
@@ -46,20 +36,6 @@ void mf_mime_type(const unsigned char *v, size_t vlen, char *out, size_t outsz);
 /* Lenient decoders (skip what they cannot read). Append to o. */
 void mf_b64_decode(const unsigned char *in, size_t len, struct mf_out *o);
 void mf_qp_decode(const unsigned char *in, size_t len, struct mf_out *o);
-/* Base64 in lines of 76 characters, each ended by eol. */
-void mf_b64_encode(const unsigned char *in, size_t len, const char *eol, struct mf_out *o);
-/* Quoted-printable (RFC 2045), lines <= 76; CRLF or LF in the input are
- * hard line breaks written as eol, when text is true; otherwise encoded. */
-void mf_qp_encode(const unsigned char *in, size_t len, bool text, const char *eol,
-		  struct mf_out *o);
-
-/* RFC 5322 date-time of unix time t in UTC ("Mon, 02 Jan 2006 15:04:05 +0000")
- * into out (at least 40 bytes). */
-void mf_mime_date(int64_t t, char *out, size_t outsz);
-/* Broken-down UTC time of unix time t. */
-void mf_mime_civil(int64_t t, int *y, int *mo, int *d, int *h, int *mi, int *s);
-/* Unix time of a UTC calendar date (no range checks beyond sanity). */
-int64_t mf_mime_timegm(int y, int mo, int d, int h, int mi, int s);
 
 /* One MIME entity of a parsed message, offsets into the parsed buffer. */
 struct mf_part {

@@ -1,9 +1,9 @@
 /* tnef.c - TNEF (winmail.dat) to MIME: attributes, MAPI property lists,
- * compressed RTF, HTML encapsulated in RTF, embedded messages and meeting
- * requests. See tnef.h for why this is our own code and not libytnef. */
+ * embedded messages and meeting requests (compressed RTF and HTML
+ * encapsulated in RTF: rtf.c; header encodings: mimeenc.c). See tnef.h for
+ * why this is our own code and not libytnef. */
 #include "tnef.h"
 
-#include <iconv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +15,6 @@
 #define TNEF_MAX_DEPTH 4
 #define TNEF_MAX_ATTACH 1024
 #define MAPI_MAX_PROPS 65536
-#define RTF_MAX_OUT (64u << 20)
 
 /* TNEF attribute ids (low 16 bits of the attribute tag). */
 enum {
@@ -122,34 +121,6 @@ bool mf_tnef_sniff(const unsigned char *buf, size_t len)
 
 /* ---- strings --------------------------------------------------------------- */
 
-static void put_utf8(struct mf_out *o, uint32_t cp)
-{
-	unsigned char b[4];
-	size_t n;
-	if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		cp = 0xFFFD;
-	if (cp < 0x80) {
-		b[0] = (unsigned char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		b[0] = (unsigned char)(0xC0 | cp >> 6);
-		b[1] = (unsigned char)(0x80 | (cp & 63));
-		n = 2;
-	} else if (cp < 0x10000) {
-		b[0] = (unsigned char)(0xE0 | cp >> 12);
-		b[1] = (unsigned char)(0x80 | (cp >> 6 & 63));
-		b[2] = (unsigned char)(0x80 | (cp & 63));
-		n = 3;
-	} else {
-		b[0] = (unsigned char)(0xF0 | cp >> 18);
-		b[1] = (unsigned char)(0x80 | (cp >> 12 & 63));
-		b[2] = (unsigned char)(0x80 | (cp >> 6 & 63));
-		b[3] = (unsigned char)(0x80 | (cp & 63));
-		n = 4;
-	}
-	mf_out_add(o, b, n);
-}
-
 static void utf16_to_utf8(const unsigned char *p, size_t len, struct mf_out *o)
 {
 	for (size_t i = 0; i + 1 < len; i += 2) {
@@ -163,48 +134,20 @@ static void utf16_to_utf8(const unsigned char *p, size_t len, struct mf_out *o)
 				i += 2;
 			}
 		}
-		put_utf8(o, c);
+		mf_utf8_put(o, c);
 	}
 }
 
-/* Bytes in Windows code page cp to UTF-8. Unknown code pages and bytes
- * iconv rejects are read as Latin-1, so nothing is ever lost. */
+/* Bytes in Windows code page cp to UTF-8 (bytes that do not convert become
+ * U+FFFD). No code page, and the UTF-16 ones that cannot describe 8-bit
+ * strings, mean Windows-1252. */
 static void cp_to_utf8(uint32_t cp, const unsigned char *p, size_t len, struct mf_out *o)
 {
-	char name[32];
-	if (cp == 65001 || cp == 20127) {
-		snprintf(name, sizeof(name), "UTF-8");
-	} else if (cp >= 28591 && cp <= 28606) {
-		snprintf(name, sizeof(name), "ISO-8859-%u", (unsigned)(cp - 28590));
-	} else if (cp == 0 || cp == 1200 || cp == 1201) {
-		snprintf(name, sizeof(name), "CP1252");
-	} else {
-		snprintf(name, sizeof(name), "CP%u", (unsigned)cp);
-	}
-	iconv_t cd = iconv_open("UTF-8", name);
-	if (cd == (iconv_t)-1)
-		cd = iconv_open("UTF-8", "CP1252");
-	size_t i = 0;
-	while (i < len && !o->err) {
-		if (cd != (iconv_t)-1) {
-			char buf[1024];
-			char *ip = (char *)(uintptr_t)(p + i), *op = buf;
-			size_t il = len - i, ol = sizeof(buf);
-			size_t r = iconv(cd, &ip, &il, &op, &ol);
-			mf_out_add(o, buf, (size_t)(op - buf));
-			size_t used = (size_t)((const unsigned char *)ip - (p + i));
-			i += used;
-			if (r != (size_t)-1 || i >= len)
-				continue;
-			if (used > 0 && ol < 8)
-				continue; /* output buffer full: go on */
-			iconv(cd, NULL, NULL, NULL, NULL);
-		}
-		put_utf8(o, p[i]); /* unconvertible byte: Latin-1 */
-		i++;
-	}
-	if (cd != (iconv_t)-1)
-		iconv_close(cd);
+	char mime[32], name[32];
+	if (cp == 0 || cp == 1200 || cp == 1201 || cp > 65535)
+		cp = 1252;
+	mf_codepage_names((int)cp, mime, sizeof(mime), name, sizeof(name));
+	mf_charset_to_utf8(name, p, len, o);
 }
 
 /* A malloc'd UTF-8 copy of a MAPI/TNEF string value (stops at NUL). */
@@ -668,327 +611,23 @@ static int tnef_parse(struct tnef *t, const unsigned char *p, size_t len, char *
 	return 0;
 }
 
-/* ---- compressed RTF and encapsulated HTML ---------------------------------------- */
-
-int mf_rtf_decompress(const unsigned char *in, size_t len, struct mf_out *o)
-{
-	static const char prebuf[] =
-		"{\\rtf1\\ansi\\mac\\deff0\\deftab720{\\fonttbl;}{\\f0\\fnil \\froman "
-		"\\fswiss \\fmodern \\fscript \\fdecor MS Sans SerifSymbolArialTimes New "
-		"RomanCourier{\\colortbl\\red0\\green0\\blue0\r\n\\par "
-		"\\pard\\plain\\f0\\fs20\\b\\i\\u\\tab\\tx";
-	if (len < 16)
-		return MF_ECORRUPT;
-	uint32_t compsize = rd32(in), rawsize = rd32(in + 4), magic = rd32(in + 8);
-	size_t end = compsize <= len - 4 ? (size_t)compsize + 4 : len;
-	size_t cap = rawsize < RTF_MAX_OUT ? rawsize : RTF_MAX_OUT;
-	if (magic == 0x414C454D) { /* "MELA": stored uncompressed */
-		size_t n = end - 16 < cap ? end - 16 : cap;
-		mf_out_add(o, in + 16, n);
-		return o->err;
-	}
-	if (magic != 0x75465A4C) /* "LZFu" */
-		return MF_ECORRUPT;
-	unsigned char dict[4096];
-	size_t pl = sizeof(prebuf) - 1;
-	memcpy(dict, prebuf, pl);
-	memset(dict + pl, 0, sizeof(dict) - pl);
-	size_t wpos = pl, produced = 0, i = 16;
-	unsigned char chunk[1024];
-	size_t cn = 0;
-	int rc = MF_ECORRUPT; /* until the end marker is seen */
-	while (i < end && produced < cap) {
-		unsigned ctrl = in[i++];
-		for (int bit = 0; bit < 8 && produced < cap; bit++) {
-			if (i >= end)
-				goto out;
-			if (ctrl & (1u << bit)) {
-				if (end - i < 2)
-					goto out;
-				unsigned word = (unsigned)in[i] << 8 | in[i + 1];
-				i += 2;
-				size_t off = word >> 4, l = (word & 15) + 2;
-				if (off == wpos) {
-					rc = 0;
-					goto out;
-				}
-				for (size_t k = 0; k < l && produced < cap; k++) {
-					unsigned char c = dict[(off + k) & 4095];
-					dict[wpos] = c;
-					wpos = (wpos + 1) & 4095;
-					chunk[cn++] = c;
-					produced++;
-					if (cn == sizeof(chunk)) {
-						mf_out_add(o, chunk, cn);
-						cn = 0;
-					}
-				}
-			} else {
-				unsigned char c = in[i++];
-				dict[wpos] = c;
-				wpos = (wpos + 1) & 4095;
-				chunk[cn++] = c;
-				produced++;
-				if (cn == sizeof(chunk)) {
-					mf_out_add(o, chunk, cn);
-					cn = 0;
-				}
-			}
-		}
-	}
-	if (produced >= cap)
-		rc = 0;
-out:
-	mf_out_add(o, chunk, cn);
-	if (o->err)
-		return o->err;
-	/* Accept a missing end marker if we produced what the header promised. */
-	return produced == rawsize ? 0 : rc;
-}
-
-struct rtf_state {
-	bool skip, htmlrtf, htmltag;
-	int uc;
-};
-
-/* Flush pending code-page bytes as UTF-8. */
-static void rtf_flush(struct mf_out *pend, uint32_t cp, struct mf_out *o)
-{
-	if (pend->b.len)
-		cp_to_utf8(cp, (const unsigned char *)pend->b.data, pend->b.len, o);
-	pend->b.len = 0;
-}
-
-int mf_rtf_to_html(const unsigned char *rtf, size_t len, struct mf_out *o)
-{
-	size_t probe = len < 1024 ? len : 1024;
-	if (!memmem(rtf, probe, "\\fromhtml", 9))
-		return 0;
-	enum { MAX_NEST = 256 };
-	struct rtf_state st[MAX_NEST];
-	int sp = 0;
-	st[0] = (struct rtf_state){ .uc = 1 };
-	uint32_t cp = 1252;
-	int skip_chars = 0;
-	struct mf_out pend = { 0 };
-	size_t i = 0;
-	int overflow = 0; /* groups deeper than MAX_NEST, counted not stored */
-#define EMIT_ON (!st[sp].skip && (st[sp].htmltag || !st[sp].htmlrtf))
-	while (i < len && !o->err && !pend.err) {
-		unsigned char c = rtf[i];
-		if (c == '{') {
-			if (sp + 1 < MAX_NEST) {
-				st[sp + 1] = st[sp];
-				sp++;
-			} else {
-				overflow++;
-			}
-			i++;
-			continue;
-		}
-		if (c == '}') {
-			if (overflow)
-				overflow--;
-			else if (sp > 0)
-				sp--;
-			i++;
-			continue;
-		}
-		if (c == '\r' || c == '\n') {
-			i++;
-			continue;
-		}
-		if (c != '\\') {
-			if (skip_chars) {
-				skip_chars--;
-			} else if (EMIT_ON) {
-				mf_out_add(&pend, &c, 1);
-			}
-			i++;
-			continue;
-		}
-		/* control word or symbol */
-		i++;
-		if (i >= len)
-			break;
-		c = rtf[i];
-		if (c == '\'') {
-			int hi = i + 1 < len ? (rtf[i + 1] >= '0' && rtf[i + 1] <= '9' ? rtf[i + 1] - '0'
-				 : (rtf[i + 1] | 32) >= 'a' && (rtf[i + 1] | 32) <= 'f' ? (rtf[i + 1] | 32) - 'a' + 10 : -1) : -1;
-			int lo = i + 2 < len ? (rtf[i + 2] >= '0' && rtf[i + 2] <= '9' ? rtf[i + 2] - '0'
-				 : (rtf[i + 2] | 32) >= 'a' && (rtf[i + 2] | 32) <= 'f' ? (rtf[i + 2] | 32) - 'a' + 10 : -1) : -1;
-			i += 3;
-			if (hi < 0 || lo < 0)
-				continue;
-			if (skip_chars) {
-				skip_chars--;
-			} else if (EMIT_ON) {
-				unsigned char b = (unsigned char)(hi * 16 + lo);
-				mf_out_add(&pend, &b, 1);
-			}
-			continue;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
-			i++;
-			if (c == '*') {
-				/* \* destination: keep only HTML tags */
-				if (len - i >= 9 && memcmp(rtf + i, "\\htmltag", 8) == 0)
-					st[sp].htmltag = true;
-				else if (len - i >= 10 && memcmp(rtf + i, "\\mhtmltag", 9) == 0)
-					st[sp].htmltag = true;
-				else
-					st[sp].skip = true;
-				continue;
-			}
-			if (skip_chars) {
-				skip_chars--;
-				continue;
-			}
-			if (!EMIT_ON)
-				continue;
-			if (c == '\\' || c == '{' || c == '}') {
-				mf_out_add(&pend, &c, 1);
-			} else if (c == '~') {
-				rtf_flush(&pend, cp, o);
-				put_utf8(o, 0xA0);
-			} else if (c == '\r' || c == '\n') {
-				rtf_flush(&pend, cp, o);
-				mf_out_str(o, "\r\n");
-			}
-			continue;
-		}
-		char word[32];
-		size_t w = 0;
-		while (i < len && ((rtf[i] >= 'a' && rtf[i] <= 'z') || (rtf[i] >= 'A' && rtf[i] <= 'Z'))) {
-			if (w + 1 < sizeof(word))
-				word[w++] = (char)rtf[i];
-			i++;
-		}
-		word[w] = '\0';
-		bool neg = false, hasnum = false;
-		long num = 0;
-		if (i < len && rtf[i] == '-') {
-			neg = true;
-			i++;
-		}
-		while (i < len && rtf[i] >= '0' && rtf[i] <= '9') {
-			if (num < 100000000)
-				num = num * 10 + (rtf[i] - '0');
-			hasnum = true;
-			i++;
-		}
-		if (neg)
-			num = -num;
-		if (i < len && rtf[i] == ' ')
-			i++;
-		if (strcmp(word, "htmlrtf") == 0) {
-			st[sp].htmlrtf = !hasnum || num != 0;
-		} else if (strcmp(word, "htmltag") == 0 || strcmp(word, "mhtmltag") == 0) {
-			st[sp].htmltag = true;
-		} else if (strcmp(word, "ansicpg") == 0 && hasnum && num > 0) {
-			rtf_flush(&pend, cp, o);
-			cp = (uint32_t)num;
-		} else if (strcmp(word, "uc") == 0 && hasnum) {
-			st[sp].uc = num < 0 ? 0 : num > 8 ? 8 : (int)num;
-		} else if (strcmp(word, "u") == 0 && hasnum) {
-			if (EMIT_ON) {
-				rtf_flush(&pend, cp, o);
-				long u = num < 0 ? num + 65536 : num;
-				put_utf8(o, (uint32_t)u);
-			}
-			skip_chars = st[sp].uc;
-		} else if (strcmp(word, "fonttbl") == 0 || strcmp(word, "colortbl") == 0 ||
-			   strcmp(word, "stylesheet") == 0 || strcmp(word, "info") == 0 ||
-			   strcmp(word, "pict") == 0 || strcmp(word, "object") == 0) {
-			st[sp].skip = true;
-		} else if (EMIT_ON && !skip_chars) {
-			if (strcmp(word, "par") == 0 || strcmp(word, "line") == 0) {
-				rtf_flush(&pend, cp, o);
-				mf_out_str(o, "\r\n");
-			} else if (strcmp(word, "tab") == 0) {
-				rtf_flush(&pend, cp, o);
-				mf_out_str(o, "\t");
-			}
-		}
-	}
-#undef EMIT_ON
-	rtf_flush(&pend, cp, o);
-	int err = o->err ? o->err : pend.err;
-	mf_out_free(&pend);
-	return err ? err : 1;
-}
-
 /* ---- MIME building -------------------------------------------------------------- */
 
-static bool needs_encoding(const char *s)
+/* A Content-ID we can write as is. */
+static bool plain_cid(const char *s)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p < 32 || *p >= 127 || *p == '"' || *p == '\\')
-			return true;
-	return strlen(s) > 60;
+		if (*p < 32 || *p >= 127 || *p == '"' || *p == '\\' || *p == '<')
+			return false;
+	return strlen(s) <= 60;
 }
 
-/* ; param="value" or RFC 2231 continuations, each on its own folded line. */
+/* ; param="value" or its RFC 2231 form, each section on its own folded line. */
 static void put_param(struct mf_out *o, const char *param, const char *value, const char *eol)
 {
-	if (!needs_encoding(value)) {
-		mf_out_fmt(o, ";%s %s=\"%s\"", eol, param, value);
-		return;
-	}
-	static const char hex[] = "0123456789ABCDEF";
-	const unsigned char *p = (const unsigned char *)value;
-	int sec = 0;
-	while (*p || sec == 0) {
-		mf_out_fmt(o, ";%s %s*%d*=%s", eol, param, sec, sec == 0 ? "utf-8''" : "");
-		size_t col = 0;
-		while (*p && col < 48) {
-			unsigned char c = *p++;
-			if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			    c == '.' || c == '-' || c == '_') {
-				mf_out_add(o, &c, 1);
-				col++;
-			} else {
-				char t[3] = { '%', hex[c >> 4], hex[c & 15] };
-				mf_out_add(o, t, 3);
-				col += 3;
-			}
-		}
-		sec++;
-	}
-}
-
-/* An unstructured header value as RFC 2047 encoded words when needed, each
- * word on its own folded line. */
-static void put_words(struct mf_out *o, const char *s, const char *eol)
-{
-	bool plain = true;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p < 32 || *p >= 127)
-			plain = false;
-	if (plain && strlen(s) < 70) {
-		mf_out_str(o, s);
-		return;
-	}
-	size_t n = strlen(s), i = 0;
-	bool first = true;
-	while (i < n) {
-		/* up to 45 bytes per word, not splitting a UTF-8 sequence */
-		size_t take = n - i < 45 ? n - i : 45;
-		while (take < n - i && take > 1 && ((unsigned char)s[i + take] & 0xC0) == 0x80)
-			take--;
-		if (!first)
-			mf_out_fmt(o, "%s ", eol);
-		mf_out_str(o, "=?utf-8?B?");
-		struct mf_out b = { 0 };
-		mf_b64_encode((const unsigned char *)s + i, take, "", &b);
-		mf_out_add(o, b.b.data, b.b.len);
-		if (b.err)
-			o->err = b.err;
-		mf_out_free(&b);
-		mf_out_str(o, "?=");
-		first = false;
-		i += take;
-	}
+	char sep[8];
+	snprintf(sep, sizeof(sep), ";%s ", eol);
+	mf_hdr_param(o, sep, param, value);
 }
 
 static const char *guess_type(const char *name)
@@ -1068,7 +707,7 @@ static int put_embedded(struct mf_out *o, const unsigned char *p, size_t len, co
 		if (sub.sender_email || sub.sender_name) {
 			mf_out_str(o, "From: ");
 			if (sub.sender_name)
-				put_words(o, sub.sender_name, eol);
+				mf_hdr_phrase(o, sub.sender_name, eol);
 			if (sub.sender_email && !strchr(sub.sender_email, '>') &&
 			    strchr(sub.sender_email, '@') && strlen(sub.sender_email) < 200)
 				mf_out_fmt(o, "%s<%s>", sub.sender_name ? " " : "", sub.sender_email);
@@ -1076,7 +715,7 @@ static int put_embedded(struct mf_out *o, const unsigned char *p, size_t len, co
 		}
 		if (sub.subject) {
 			mf_out_str(o, "Subject: ");
-			put_words(o, sub.subject, eol);
+			mf_hdr_text(o, sub.subject, 9, eol);
 			mf_out_str(o, eol);
 		}
 		if (sub.sent) {
@@ -1280,7 +919,7 @@ static int build(struct tnef *t, const char *eol, int depth, struct mf_tnef_mime
 			mf_out_fmt(o, ";%s modification-date=\"%s\"", eol, d);
 		}
 		mf_out_str(o, eol);
-		if (a->cid && !needs_encoding(a->cid) && !strchr(a->cid, '<'))
+		if (a->cid && plain_cid(a->cid))
 			mf_out_fmt(o, "Content-ID: <%s>%s", a->cid, eol);
 		mf_out_fmt(o, "Content-Transfer-Encoding: base64%s%s", eol, eol);
 		mf_b64_encode(data ? data : (const unsigned char *)"", data ? len : 0, eol, o);

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "mime.h"
+#include "rtf.h" /* mf_rtf_decompress, mf_rtf_to_html */
 
 struct mf_tnef_mime {
 	struct mf_out ctype; /* Content-Type value (may be folded with eol) */
@@ -33,13 +34,5 @@ bool mf_tnef_sniff(const unsigned char *buf, size_t len);
  * MF_ENOMEM. */
 int mf_tnef_to_mime(const unsigned char *tnef, size_t len, const char *eol,
 		    struct mf_tnef_mime *out, char *why, size_t whysz);
-
-/* Decompress an RTF_COMPRESSED blob (MS-OXRTFCP) into o. Returns 0 or
- * MF_ECORRUPT (o may hold a partial result) or MF_ENOMEM. */
-int mf_rtf_decompress(const unsigned char *in, size_t len, struct mf_out *o);
-
-/* If rtf is encapsulated HTML (\fromhtml1), write the HTML as UTF-8 into o
- * and return 1; return 0 if it is not; MF_ENOMEM. */
-int mf_rtf_to_html(const unsigned char *rtf, size_t len, struct mf_out *o);
 
 #endif

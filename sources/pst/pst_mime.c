@@ -21,6 +21,9 @@
 
 #include "pst_internal.h"
 
+#include "engine/normalize/mimeenc.h"
+#include "engine/normalize/rtf.h"
+
 #define MAX_DEPTH 8 /* embedded messages inside embedded messages */
 #define MAX_PARTS 4096
 
@@ -540,7 +543,7 @@ static int synth_headers(struct msgstate *m, struct mf_buf *hdr, const struct he
 			t = pst_filetime_unix(it->create_date);
 		if (t) {
 			char d[64];
-			pst_rfc5322_date(t, d, sizeof(d));
+			mf_mime_date(t, d, sizeof(d));
 			if (mf_buf_printf(hdr, "Date: %s\r\n", d) < 0) {
 				rc = MF_ENOMEM;
 				goto out;
@@ -613,7 +616,7 @@ static int body_entity(struct msgstate *m, struct mf_buf *out, bool *has_html,
 			rc = r;
 		} else if (r < 0) {
 			rc = note(m, "%s", rerr.msg);
-		} else if (pst_rtf_is_html(rtf, rtflen)) {
+		} else if (mf_rtf_is_html((const unsigned char *)rtf, rtflen)) {
 			rc = pst_rtf_to_html(rtf, rtflen, &conv);
 			if (rc == 0)
 				rc = text_part("html", "utf-8", (const unsigned char *)conv.data,

@@ -1,6 +1,7 @@
 /* test_normalize.c - mf_normalize() on hand-made messages and on the
  * permissively licensed files in tests/data/eml and tests/data/tnef (runs
  * without ../shared). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +298,130 @@ TEST(rtf_html_deencapsulation)
 	mf_out_free(&o);
 }
 
+/* ---- the shared encoders (mimeenc.c, rtf.c) ------------------------------------ */
+
+static char *out_cstr(struct mf_out *o)
+{
+	mf_out_add(o, "", 1);
+	return o->err ? NULL : o->b.data;
+}
+
+TEST(qp_encode_edges)
+{
+	struct mf_out o = { 0 };
+	/* a lone CR is data, white space before a break is encoded, the end
+	 * gets a soft break so nothing is added to the text */
+	mf_qp_encode((const unsigned char *)"a\rb \nc", 6, true, "\r\n", &o);
+	CHECK_STR(out_cstr(&o), "a=0Db=20\r\nc=\r\n");
+	mf_out_free(&o);
+	/* binary mode: every byte survives a round trip, lines stay <= 76 */
+	unsigned char bin[3000];
+	uint32_t x = 12345;
+	for (size_t i = 0; i < sizeof(bin); i++) {
+		x = x * 1103515245u + 12345u;
+		bin[i] = (unsigned char)(x >> 16);
+	}
+	mf_qp_encode(bin, sizeof(bin), false, "\r\n", &o);
+	CHECK(!o.err && longest((unsigned char *)o.b.data, o.b.len) <= 76);
+	struct mf_out d = { 0 };
+	mf_qp_decode((const unsigned char *)o.b.data, o.b.len, &d);
+	CHECK(d.b.len == sizeof(bin) && memcmp(d.b.data, bin, sizeof(bin)) == 0);
+	mf_out_free(&d);
+	mf_out_free(&o);
+}
+
+TEST(header_encoders)
+{
+	struct mf_out o = { 0 };
+	/* 80 bytes of two-byte characters: words of 44 and 36 bytes (never a
+	 * split character); 9 + 72 columns do not fit, so it starts folded */
+	char uu[81] = "";
+	for (int i = 0; i < 40; i++)
+		memcpy(uu + 2 * i, "\xc3\xbc", 3);
+	mf_hdr_text(&o, uu, 9, "\n");
+	CHECK_STR(out_cstr(&o),
+		  "\n =?UTF-8?B?w7zDvMO8w7zDvMO8w7zDvMO8w7zDvMO8w7zDvMO8w7zDvMO8w7zDvMO8w7w=?="
+		  "\n =?UTF-8?B?w7zDvMO8w7zDvMO8w7zDvMO8w7zDvMO8w7zDvMO8w7zDvMO8?=");
+	mf_out_free(&o);
+	/* ASCII that looks like an encoded word is encoded */
+	mf_hdr_text(&o, "a =?x?= b", 9, "\r\n");
+	CHECK(strncmp(out_cstr(&o), "=?UTF-8?B?", 10) == 0);
+	mf_out_free(&o);
+	/* long ASCII folds at spaces within 78 columns and unfolds unchanged */
+	char words[400] = "";
+	for (int i = 0; i < 40; i++)
+		snprintf(words + strlen(words), sizeof(words) - strlen(words), "%sword%02d",
+			 i ? " " : "", i);
+	mf_out_str(&o, "Subject: ");
+	mf_hdr_text(&o, words, 9, "\r\n");
+	char *folded = out_cstr(&o);
+	CHECK(folded && longest((unsigned char *)folded, strlen(folded)) <= 78);
+	CHECK(folded && strstr(folded, "\r\n "));
+	char unf[400];
+	size_t w = 0;
+	for (const char *p = folded; p && *p && w + 1 < sizeof(unf); p++)
+		if (*p != '\r' && *p != '\n')
+			unf[w++] = *p;
+	unf[w] = '\0';
+	CHECK(strncmp(unf, "Subject: ", 9) == 0);
+	CHECK_STR(unf + 9, words);
+	mf_out_free(&o);
+	/* a display name with specials is quoted */
+	mf_hdr_phrase(&o, "Doe, J (x@y)", "\r\n");
+	CHECK_STR(out_cstr(&o), "\"Doe, J (x@y)\"");
+	mf_out_free(&o);
+	/* RFC 2231: continuations of <= 60 characters that the parser joins */
+	char name[200] = "";
+	for (int i = 0; i < 30; i++)
+		memcpy(name + strlen(name), "\xc3\xa9t\xc3\xa9 ", 7);
+	mf_out_str(&o, "attachment");
+	mf_hdr_param(&o, ";\r\n\t", "filename", name);
+	char *v = out_cstr(&o);
+	CHECK(v && strstr(v, "filename*0*=utf-8''%C3%A9t") && strstr(v, "filename*1*="));
+	/* TAB, "filename*0*=", "utf-8''", 60 characters, ";" */
+	CHECK(v && longest((unsigned char *)v, strlen(v)) <= 1 + 12 + 7 + 60 + 1);
+	char back[256];
+	CHECK(v && mf_mime_param((unsigned char *)v, strlen(v), "filename", back, sizeof(back)));
+	name[strlen(name) - 1] = '\0'; /* the trailing space is trimmed */
+	CHECK_STR(back, name);
+	mf_out_free(&o);
+}
+
+TEST(charsets_and_dates)
+{
+	struct mf_out o = { 0 };
+	/* a truncated EUC-JP character becomes one U+FFFD */
+	mf_charset_to_utf8("EUC-JP", (const unsigned char *)"\xa4\xa2x\xa4", 4, &o);
+	CHECK_STR(out_cstr(&o), "\xe3\x81\x82x\xef\xbf\xbd");
+	mf_out_free(&o);
+	/* an unknown charset is read as Windows-1252 */
+	mf_charset_to_utf8("X-NO-SUCH", (const unsigned char *)"caf\xe9\x80", 5, &o);
+	CHECK_STR(out_cstr(&o), "caf\xc3\xa9\xe2\x82\xac");
+	mf_out_free(&o);
+	char mime[32], ic[32];
+	mf_codepage_names(20866, mime, sizeof(mime), ic, sizeof(ic));
+	CHECK_STR(mime, "koi8-r");
+	CHECK_STR(ic, "KOI8-R");
+	char d[40];
+	mf_mime_date(-1, d, sizeof(d));
+	CHECK_STR(d, "Wed, 31 Dec 1969 23:59:59 +0000");
+	mf_mime_date(INT64_MAX, d, sizeof(d));
+	CHECK_STR(d, "Fri, 31 Dec 9999 23:59:59 +0000");
+}
+
+TEST(rtf_tokenizer_edges)
+{
+	/* \mhtmltag copies are dropped, \<LF> is a paragraph, \u0 is U+FFFD,
+	 * \ansicpg picks the code page of \'hh, a \* inside a group is not a
+	 * destination, unbalanced braces are tolerated */
+	const char rtf[] = "{\\rtf1\\ansi\\ansicpg1251\\fromhtml1 {\\*\\htmltag4 <p>}"
+			   "{\\*\\mhtmltag4 <p>}\\'e0\\\n\\u0?x{\\b \\* y}}}";
+	struct mf_out o = { 0 };
+	CHECK_INT(mf_rtf_to_html((const unsigned char *)rtf, strlen(rtf), &o), 1);
+	CHECK_STR(out_cstr(&o), "<p>\xd0\xb0\r\n\xef\xbf\xbdx y");
+	mf_out_free(&o);
+}
+
 TEST(data_eml_idempotent)
 {
 	const char *files[] = { "eml/mikelmail_rfc2822__example14.eml",
@@ -331,6 +456,10 @@ int main(void)
 	RUN(message_id_date_dnt_only_when_asked);
 	RUN(tnef_decoded_kept_and_failed);
 	RUN(rtf_html_deencapsulation);
+	RUN(qp_encode_edges);
+	RUN(header_encoders);
+	RUN(charsets_and_dates);
+	RUN(rtf_tokenizer_edges);
 	RUN(data_eml_idempotent);
 	return test_done();
 }

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 
 #include "engine/source.h"
+#include "engine/normalize/mimeenc.h"
+#include "engine/normalize/rtf.h"
 #include "sources/pst/pst_internal.h"
 #include "test.h"
 
@@ -532,7 +534,7 @@ TEST(header_encodings)
 	CHECK_STR(b.data, "\"Doe, \\\"J\\\"\"");
 	mf_buf_free(&b);
 	char d[64];
-	pst_rfc5322_date(1301760816, d, sizeof(d));
+	mf_mime_date(1301760816, d, sizeof(d));
 	CHECK_STR(d, "Sat, 02 Apr 2011 16:13:36 +0000");
 }
 
@@ -561,12 +563,12 @@ TEST(rtf_html_deencapsulation)
 			  "{\\*\\htmltag19 <html>}{\\*\\htmltag50 <body>}\\htmlrtf {\\htmlrtf0 "
 			  "Caf\\'e9 \\{x\\}\\par{\\*\\htmltag84 <br>}\\u8364?"
 			  "\\htmlrtf }\\htmlrtf0 {\\*\\htmltag58 </body>}{\\*\\htmltag27 </html>}}";
-	CHECK(pst_rtf_is_html(rtf, strlen(rtf)));
+	CHECK(mf_rtf_is_html((const unsigned char *)rtf, strlen(rtf)));
 	struct mf_buf b = { 0 };
 	CHECK_INT(pst_rtf_to_html(rtf, strlen(rtf), &b), 0);
 	CHECK_STR(b.data, "<html><body>Caf\xc3\xa9 {x}\r\n<br>\xe2\x82\xac</body></html>");
 	mf_buf_free(&b);
-	CHECK(!pst_rtf_is_html("{\\rtf1\\ansi hello}", 18));
+	CHECK(!mf_rtf_is_html((const unsigned char *)"{\\rtf1\\ansi hello}", 18));
 	/* damaged compressed RTF is refused, never read past its end */
 	char *out = NULL;
 	size_t outlen = 0;
