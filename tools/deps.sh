@@ -30,6 +30,12 @@ probe_cmd dovecot dovecot-imapd
 probe_cmd clang clang
 probe_cmd node nodejs
 probe_cmd npm npm
+probe_cmd flock util-linux
+probe_cmd python3 python3
+# for the benchmark (ninja bench): mbsync, GNU time, bc
+probe_cmd mbsync isync
+probe_file /usr/bin/time time
+probe_cmd bc bc
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
