@@ -12,6 +12,9 @@
 #                                  for 127.0.0.1/localhost (DIR/server.pem, .key)
 #   DOVECOT_SSL_DIR=DIR DOVECOT_IMAPS_PORT=P dovecot_start ...   TLS: STARTTLS on
 #                                  PORT and implicit TLS on P, with that cert
+#   DOVECOT_OAUTH2_URL=URL dovecot_start ...   XOAUTH2/OAUTHBEARER logins checked
+#                                  by POSTing the token to URL (RFC 7662
+#                                  introspection: {"active": true, "username": ...})
 #   dovecot_stop DIR
 #   dovecot_doveadm DIR ARGS...    doveadm against that instance
 #   dovecot_load PORT USER PASS < LINES     APPEND messages over IMAP; every
@@ -60,6 +63,21 @@ ssl_cert = <$DOVECOT_SSL_DIR/server.pem
 ssl_key = <$DOVECOT_SSL_DIR/server.key"
 		imaps=${DOVECOT_IMAPS_PORT:-0}
 	fi
+	local oauth="" mechs="plain login"
+	if [ -n "${DOVECOT_OAUTH2_URL:-}" ]; then
+		mechs="plain login xoauth2 oauthbearer"
+		cat >"$dir/oauth2.conf.ext" <<EOF
+introspection_mode = post
+introspection_url = $DOVECOT_OAUTH2_URL
+username_attribute = username
+active_attribute = active
+active_value = true
+EOF
+		oauth="passdb {
+  driver = oauth2
+  args = $dir/oauth2.conf.ext
+}"
+	fi
 	local layout=""
 	[ "$sep" = / ] && layout=":LAYOUT=fs"
 	cat >"$dir/dovecot.conf" <<EOF
@@ -73,14 +91,14 @@ log_path = $dir/log/dovecot.log
 info_log_path = $dir/log/dovecot.log
 $ssl
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = $mechs
 auth_master_user_separator = *
 first_valid_uid = 1
 first_valid_gid = 1
 default_internal_user = $iuser
 default_internal_group = $igroup
 default_login_user = $luser
-mail_location = maildir:$dir/mail/%n/Maildir$layout
+mail_location = maildir:$dir/mail/%u/Maildir$layout
 mail_plugins = \$mail_plugins quota
 protocol imap {
   mail_plugins = \$mail_plugins imap_zlib imap_quota
@@ -100,10 +118,11 @@ passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%u $dir/users
 }
+$oauth
 userdb {
   driver = passwd-file
   args = username_format=%u $dir/users
-  default_fields = uid=$muid gid=$mgid home=$dir/mail/%n
+  default_fields = uid=$muid gid=$mgid home=$dir/mail/%u
 }
 namespace inbox {
   inbox = yes

@@ -1,0 +1,636 @@
+/* imap_sink.c - the IMAP sink driver (type = imap in [sink]).
+ *
+ * One libetpan session per opened sink (the target mailbox), used from the
+ * mailbox's worker thread only. Folders are created as needed with the
+ * target's delimiter, namespace prefix and modified UTF-7; special folders
+ * are mapped by role onto the target's own (SPECIAL-USE flags, else the
+ * usual names in several languages). store() is APPEND with flags and
+ * INTERNALDATE; with UIDPLUS the sink id is "UIDVALIDITY:UID". probe()
+ * searches the folder (Message-ID and size) and compares the SHA-256 of the
+ * candidates' bytes: it never changes anything on the target.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <libetpan/libetpan.h>
+
+#include "engine/log.h"
+#include "engine/sink.h"
+#include "engine/util.h"
+#include "sources/imap/imap_common.h"
+
+/* Exported by libetpan 1.9 but not declared in its installed headers; used
+ * to send APPEND with a LITERAL+ literal (no continuation round trip). */
+char *mailimap_read_line(mailimap *session);
+int mailimap_send_current_tag(mailimap *session);
+
+#define PROBE_MAX_CANDIDATES 200
+#define HASH_BATCH_MSGS 64
+#define HASH_BATCH_BYTES (16u * 1024 * 1024)
+
+struct snk_cfg {
+	struct mf_imap_conf ic;
+	char *password; /* a secret */
+	char *admin_user;
+	uint64_t max_bytes;
+	uint64_t max_line;
+};
+
+struct snk_folder {
+	char *wire;
+};
+
+struct imap_snk {
+	struct snk_cfg *cfg;
+	const struct mf_unit *unit;
+	struct mf_imap *im;
+	struct mf_imap_folder *tf; /* the target's folders */
+	size_t ntf;
+	struct snk_folder **fh;
+	size_t nfh;
+};
+
+static const struct mf_conf_key snk_keys[] = {
+	MF_IMAP_CONF_KEYS,
+	{"password", false, "target password (or password_env / password_file); a TargetPassword column wins"},
+	{"password_env", false, "environment variable holding the target password"},
+	{"password_file", false, "file whose first line is the target password"},
+	{"admin_user", false, "log in as this user on behalf of each mailbox (SASL PLAIN authzid)"},
+	{"max_message_mb", false, "larger messages are skipped and reported (default 150)"},
+	{"max_line", false, "longest line the target accepts, 0 = no limit (default 0)"},
+	{NULL, false, NULL},
+};
+
+static int snk_configure(const struct mf_conf_section *sec, void **cfgp, struct mf_err *err)
+{
+	struct snk_cfg *c = calloc(1, sizeof(*c));
+	uint64_t mb = 150;
+	const char *admin;
+	int rc;
+
+	if (!c)
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	if ((rc = mf_imap_conf_parse(sec, &c->ic, err)) < 0 ||
+	    (rc = mf_conf_uint(sec, "max_message_mb", 1, 1 << 20, 150, &mb, err)) < 0 ||
+	    (rc = mf_conf_uint(sec, "max_line", 0, UINT32_MAX, 0, &c->max_line, err)) < 0 ||
+	    (rc = mf_conf_secret(sec, "password", &c->password, err)) < 0)
+		goto fail;
+	c->max_bytes = mb * 1024 * 1024;
+	admin = mf_conf_get(sec, "admin_user", NULL);
+	if (admin && *admin) {
+		if (!(c->admin_user = strdup(admin))) {
+			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+			goto fail;
+		}
+		if (c->ic.auth == MF_IMAP_AUTH_LOGIN) {
+			rc = mf_conf_error(sec, "admin_user", err,
+					   "needs auth = plain (SASL authorization identity)");
+			goto fail;
+		}
+	}
+	*cfgp = c;
+	return 0;
+fail:
+	mf_imap_conf_free(&c->ic);
+	mf_secret_free(c->password);
+	free(c->admin_user);
+	free(c);
+	return rc;
+}
+
+static void snk_free_config(void *cfgp)
+{
+	struct snk_cfg *c = cfgp;
+	if (!c)
+		return;
+	mf_imap_conf_free(&c->ic);
+	mf_secret_free(c->password);
+	free(c->admin_user);
+	free(c);
+}
+
+static void snk_caps(const void *cfgp, struct mf_sink_caps *caps)
+{
+	const struct snk_cfg *c = cfgp;
+	memset(caps, 0, sizeof(*caps));
+	caps->crlf = true;
+	caps->max_line = (size_t)c->max_line;
+	caps->max_message_bytes = c->max_bytes;
+}
+
+static void snk_close(void *p)
+{
+	struct imap_snk *s = p;
+	size_t i;
+	if (!s)
+		return;
+	mf_imap_close(s->im);
+	mf_imap_folders_free(s->tf, s->ntf);
+	for (i = 0; i < s->nfh; i++) {
+		free(s->fh[i]->wire);
+		free(s->fh[i]);
+	}
+	free(s->fh);
+	free(s);
+}
+
+static int snk_open(const void *cfgp, const struct mf_unit *unit, void **out, struct mf_err *err)
+{
+	struct snk_cfg *cfg = (struct snk_cfg *)cfgp;
+	const char *pw = unit->target_password ? unit->target_password : cfg->password;
+	const char *login = cfg->admin_user ? cfg->admin_user : unit->mailbox;
+	struct imap_snk *s;
+	int rc;
+
+	if (!unit->mailbox || !*unit->mailbox)
+		return mf_err_set(err, MF_ECONFIG, "manifest row %d: no target mailbox", unit->line);
+	if (!pw && cfg->ic.auth != MF_IMAP_AUTH_XOAUTH2)
+		return mf_err_set(err, MF_ECONFIG,
+				  "no target password: set password, password_env or password_file in [sink], or a TargetPassword column");
+	if (!(s = calloc(1, sizeof(*s))))
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	s->cfg = cfg;
+	s->unit = unit;
+	rc = mf_imap_open(&cfg->ic, login, cfg->admin_user ? unit->mailbox : NULL, pw ? pw : "",
+			  &s->im, err);
+	if (rc < 0) {
+		mf_err_prefix(err, "target %s:%u mailbox %s", cfg->ic.host, (unsigned)cfg->ic.port,
+			      unit->mailbox);
+		free(s);
+		return rc;
+	}
+	if ((rc = mf_imap_list(s->im, NULL, &s->tf, &s->ntf, err)) < 0) {
+		mf_err_prefix(err, "target mailbox %s", unit->mailbox);
+		snk_close(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+/* The wire name for a target path: namespace prefix, segments in modified
+ * UTF-7 joined with the target's delimiter (a delimiter inside a segment
+ * becomes '_'). */
+static int wire_name(struct imap_snk *s, const struct mf_path *path, size_t upto,
+		     struct mf_buf *out)
+{
+	char d = s->im->delim ? s->im->delim : '_';
+	size_t i, j;
+	struct mf_buf seg = {0};
+	int rc = 0;
+
+	out->len = 0;
+	if (!(path->n >= 1 && !strcasecmp(path->seg[0], "INBOX")))
+		rc = mf_buf_addstr(out, s->im->ns_prefix ? s->im->ns_prefix : "");
+	for (i = 0; i < upto && rc == 0; i++) {
+		seg.len = 0;
+		if (i > 0)
+			rc = mf_buf_add(out, &d, 1);
+		if (rc == 0 && i == 0 && !strcasecmp(path->seg[0], "INBOX"))
+			rc = mf_buf_addstr(&seg, "INBOX");
+		else if (rc == 0)
+			rc = mf_imap_utf7_encode(path->seg[i], strlen(path->seg[i]), &seg);
+		for (j = 0; rc == 0 && j < seg.len; j++)
+			if (seg.data[j] == d)
+				seg.data[j] = '_';
+		if (rc == 0)
+			rc = mf_buf_add(out, seg.data, seg.len);
+	}
+	if (rc == 0)
+		rc = mf_buf_add(out, "", 1);
+	mf_buf_free(&seg);
+	return rc < 0 ? rc : 0;
+}
+
+static const struct mf_imap_folder *find_wire(struct imap_snk *s, const char *wire)
+{
+	size_t i;
+	for (i = 0; i < s->ntf; i++)
+		if (!strcmp(s->tf[i].wire, wire))
+			return &s->tf[i];
+	return NULL;
+}
+
+static int remember(struct imap_snk *s, const char *wire)
+{
+	struct mf_imap_folder *n = realloc(s->tf, (s->ntf + 1) * sizeof(*n));
+	if (!n)
+		return MF_ENOMEM;
+	s->tf = n;
+	memset(&n[s->ntf], 0, sizeof(n[0]));
+	mf_path_init(&n[s->ntf].path);
+	if (!(n[s->ntf].wire = strdup(wire)))
+		return MF_ENOMEM;
+	s->ntf++;
+	return 0;
+}
+
+static int create_one(struct imap_snk *s, const char *wire, struct mf_err *err)
+{
+	int r = mailimap_create(s->im->s, wire);
+	if (r != MAILIMAP_NO_ERROR) {
+		char line[512];
+		mf_imap_last_line(s->im, line, sizeof(line));
+		if (!strstr(line, "[ALREADYEXISTS]"))
+			return mf_imap_fail(s->im, r, MF_EFOLDER, "CREATE", err);
+	} else {
+		/* clients show subscribed folders; failure here is harmless */
+		(void)mailimap_subscribe(s->im->s, wire);
+	}
+	if (remember(s, wire) < 0)
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	return 0;
+}
+
+static int snk_folder(void *p, const struct mf_path *path, enum mf_role role, void **out,
+		      struct mf_err *err)
+{
+	struct imap_snk *s = p;
+	struct mf_buf w = {0};
+	const char *target = NULL;
+	struct snk_folder *h = NULL, **nfh;
+	size_t i, k;
+	int rc = 0;
+
+	if (path->n == 0)
+		return mf_err_set(err, MF_EFOLDER, "empty folder path");
+	if (role == MF_ROLE_INBOX)
+		target = "INBOX";
+	else if (role != MF_ROLE_NONE) {
+		/* the target's folder of that role, by SPECIAL-USE or by name */
+		for (i = 0; i < s->ntf && !target; i++)
+			if (s->tf[i].role == role && !s->tf[i].noselect)
+				target = s->tf[i].wire;
+	}
+	if (!target) {
+		if ((rc = wire_name(s, path, path->n, &w)) < 0) {
+			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+			goto out;
+		}
+		target = w.data;
+		if (!find_wire(s, target)) {
+			/* parents first: not every server creates them */
+			for (k = 1; k <= path->n && rc == 0; k++) {
+				struct mf_buf pw = {0};
+				if (wire_name(s, path, k, &pw) < 0) {
+					rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+				} else if (!find_wire(s, pw.data) && strcasecmp(pw.data, "INBOX")) {
+					rc = create_one(s, pw.data, err);
+					if (rc < 0)
+						mf_err_prefix(err, "target folder %s", pw.data);
+				}
+				mf_buf_free(&pw);
+			}
+			if (rc < 0)
+				goto out;
+		}
+	}
+	for (i = 0; i < s->nfh; i++)
+		if (!strcmp(s->fh[i]->wire, target)) {
+			*out = s->fh[i];
+			goto out;
+		}
+	nfh = realloc(s->fh, (s->nfh + 1) * sizeof(*nfh));
+	if (!nfh || !(h = calloc(1, sizeof(*h))) || !(h->wire = strdup(target))) {
+		if (nfh)
+			s->fh = nfh;
+		free(h);
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		goto out;
+	}
+	s->fh = nfh;
+	s->fh[s->nfh++] = h;
+	*out = h;
+out:
+	mf_buf_free(&w);
+	return rc;
+}
+
+static struct mailimap_flag_list *make_flags(unsigned f)
+{
+	struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
+	struct {
+		unsigned bit;
+		struct mailimap_flag *(*make)(void);
+	} map[] = {
+		{MF_FLAG_SEEN, mailimap_flag_new_seen},
+		{MF_FLAG_ANSWERED, mailimap_flag_new_answered},
+		{MF_FLAG_FLAGGED, mailimap_flag_new_flagged},
+		{MF_FLAG_DELETED, mailimap_flag_new_deleted},
+		{MF_FLAG_DRAFT, mailimap_flag_new_draft},
+	};
+	size_t i;
+	if (!fl)
+		return NULL;
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		struct mailimap_flag *one;
+		if (!(f & map[i].bit))
+			continue;
+		if (!(one = map[i].make()) || mailimap_flag_list_add(fl, one) != MAILIMAP_NO_ERROR) {
+			if (one)
+				mailimap_flag_free(one);
+			mailimap_flag_list_free(fl);
+			return NULL;
+		}
+	}
+	return fl;
+}
+
+/* APPEND mailbox (flags) "date" {N+}: one round trip per message. Returns a
+ * libetpan code; *uid stays 0 without APPENDUID. */
+static int append_literalplus(struct mf_imap *im, const char *wire, const struct mf_item *item,
+			      uint32_t *uv, uint32_t *uid)
+{
+	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	struct mf_buf cmd = {0};
+	struct mailimap_response *resp = NULL;
+	struct mailimap_resp_cond_state *cs;
+	const char *p;
+	int r;
+
+	if (mf_buf_addstr(&cmd, "APPEND \"") < 0)
+		goto nomem;
+	for (p = wire; *p; p++) {
+		if ((*p == '"' || *p == '\\') && mf_buf_add(&cmd, "\\", 1) < 0)
+			goto nomem;
+		if (mf_buf_add(&cmd, p, 1) < 0)
+			goto nomem;
+	}
+	if (mf_buf_addstr(&cmd, "\" (") < 0 ||
+	    ((item->flags & MF_FLAG_SEEN) && mf_buf_addstr(&cmd, "\\Seen ") < 0) ||
+	    ((item->flags & MF_FLAG_ANSWERED) && mf_buf_addstr(&cmd, "\\Answered ") < 0) ||
+	    ((item->flags & MF_FLAG_FLAGGED) && mf_buf_addstr(&cmd, "\\Flagged ") < 0) ||
+	    ((item->flags & MF_FLAG_DELETED) && mf_buf_addstr(&cmd, "\\Deleted ") < 0) ||
+	    ((item->flags & MF_FLAG_DRAFT) && mf_buf_addstr(&cmd, "\\Draft ") < 0))
+		goto nomem;
+	if (cmd.data[cmd.len - 1] == ' ')
+		cmd.len--;
+	if (mf_buf_addstr(&cmd, ")") < 0)
+		goto nomem;
+	if (item->idate > 0) {
+		struct tm tm;
+		time_t t = (time_t)item->idate;
+		if (gmtime_r(&t, &tm) &&
+		    mf_buf_printf(&cmd, " \"%02d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday,
+				  mon[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+				  tm.tm_sec) < 0)
+			goto nomem;
+	}
+	if (mf_buf_printf(&cmd, " {%zu+}\r\n", item->len) < 0)
+		goto nomem;
+	r = mailimap_send_current_tag(im->s);
+	if (r != MAILIMAP_NO_ERROR)
+		goto out;
+	if (mailstream_write(im->s->imap_stream, cmd.data, cmd.len) < 0 ||
+	    mailstream_write(im->s->imap_stream, item->data, item->len) < 0 ||
+	    mailstream_write(im->s->imap_stream, "\r\n", 2) < 0 ||
+	    mailstream_flush(im->s->imap_stream) < 0 || !mailimap_read_line(im->s)) {
+		r = MAILIMAP_ERROR_STREAM;
+		goto out;
+	}
+	r = mailimap_parse_response(im->s, &resp);
+	if (r != MAILIMAP_NO_ERROR)
+		goto out;
+	cs = resp->rsp_resp_done->rsp_type == MAILIMAP_RESP_DONE_TYPE_TAGGED
+		     ? resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state
+		     : NULL;
+	if (!cs || cs->rsp_type != MAILIMAP_RESP_COND_STATE_OK) {
+		r = MAILIMAP_ERROR_APPEND;
+		goto out;
+	}
+	/* libetpan moves response codes of extensions (APPENDUID) here */
+	if (im->s->imap_response_info && im->s->imap_response_info->rsp_extension_list) {
+		clistiter *it;
+		for (it = clist_begin(im->s->imap_response_info->rsp_extension_list); it;
+		     it = clist_next(it)) {
+			struct mailimap_extension_data *ed = clist_content(it);
+			struct mailimap_uidplus_resp_code_apnd *a;
+			clistiter *si;
+			if (ed->ext_extension != &mailimap_extension_uidplus ||
+			    ed->ext_type != MAILIMAP_UIDPLUS_RESP_CODE_APND)
+				continue;
+			a = ed->ext_data;
+			si = a->uid_set ? clist_begin(a->uid_set->set_list) : NULL;
+			*uv = a->uid_uidvalidity;
+			if (si)
+				*uid = ((struct mailimap_set_item *)clist_content(si))->set_first;
+		}
+	}
+	r = MAILIMAP_NO_ERROR;
+	goto out;
+nomem:
+	r = MAILIMAP_ERROR_MEMORY;
+out:
+	if (resp)
+		mailimap_response_free(resp);
+	mf_buf_free(&cmd);
+	return r;
+}
+
+static int snk_store(void *p, void *fhp, const struct mf_item *item, char sink_id[MF_SINK_ID_MAX],
+		     struct mf_err *err)
+{
+	struct imap_snk *s = p;
+	struct snk_folder *fh = fhp;
+	struct mailimap_flag_list *fl = NULL;
+	struct mailimap_date_time *dt = NULL;
+	uint32_t uv = 0, uid = 0;
+	int r, rc = 0;
+
+	sink_id[0] = 0;
+	if (s->cfg->max_bytes && item->len > s->cfg->max_bytes)
+		return mf_err_set(err, MF_ETOOBIG, "%zu bytes, over max_message_mb (%" PRIu64 " MB)",
+				  item->len, s->cfg->max_bytes / (1024 * 1024));
+	if (s->im->appendlimit && item->len > s->im->appendlimit)
+		return mf_err_set(err, MF_ETOOBIG, "%zu bytes, over the target's APPENDLIMIT %" PRIu64,
+				  item->len, s->im->appendlimit);
+	if (s->im->caps & MF_IMAP_CAP_LITERALPLUS) {
+		r = append_literalplus(s->im, fh->wire, item, &uv, &uid);
+		goto done;
+	}
+	if (!(fl = make_flags(item->flags)))
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	if (item->idate > 0) {
+		struct tm tm;
+		time_t t = (time_t)item->idate;
+		if (gmtime_r(&t, &tm) &&
+		    !(dt = mailimap_date_time_new(tm.tm_mday, tm.tm_mon + 1, tm.tm_year + 1900,
+						  tm.tm_hour, tm.tm_min, tm.tm_sec, 0))) {
+			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	if (s->im->caps & MF_IMAP_CAP_UIDPLUS)
+		r = mailimap_uidplus_append(s->im->s, fh->wire, fl, dt, (const char *)item->data,
+					    item->len, &uv, &uid);
+	else
+		r = mailimap_append(s->im->s, fh->wire, fl, dt, (const char *)item->data, item->len);
+done:
+	if (r != MAILIMAP_NO_ERROR) {
+		rc = mf_imap_fail(s->im, r, MF_EMSG, "APPEND", err);
+		mf_err_prefix(err, "target folder %s", fh->wire);
+		goto out;
+	}
+	if (uid)
+		snprintf(sink_id, MF_SINK_ID_MAX, "%" PRIu32 ":%" PRIu32, uv, uid);
+out:
+	if (fl)
+		mailimap_flag_list_free(fl);
+	if (dt)
+		mailimap_date_time_free(dt);
+	return rc;
+}
+
+struct probe_arg {
+	const struct mf_item *item;
+	unsigned matches;
+	uint32_t match_uid;
+};
+
+static int probe_cb(void *p, struct mf_imap_fmsg *m)
+{
+	struct probe_arg *pa = p;
+	unsigned char h[MF_SHA256_LEN];
+	if (!m->body)
+		return 0;
+	mf_sha256(m->body, m->body_len, h);
+	if (memcmp(h, pa->item->sha256, MF_SHA256_LEN) == 0) {
+		/* the n-th identical copy in the source is the n-th here */
+		if (pa->matches == pa->item->dup)
+			pa->match_uid = m->uid;
+		pa->matches++;
+	}
+	return 0;
+}
+
+static int snk_probe(void *p, void *fhp, const struct mf_item *item, char sink_id[MF_SINK_ID_MAX],
+		     struct mf_err *err)
+{
+	struct imap_snk *s = p;
+	struct snk_folder *fh = fhp;
+	struct probe_arg pa = {.item = item};
+	uint32_t *uids = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	sink_id[0] = 0;
+	if ((rc = mf_imap_select(s->im, fh->wire, false, err)) < 0)
+		goto out;
+	rc = mf_imap_uid_search(s->im, item->message_id, item->len, &uids, &n, err);
+	if (rc < 0 && item->message_id) {
+		/* a Message-ID the server cannot search for: by size alone */
+		mf_err_clear(err);
+		rc = mf_imap_uid_search(s->im, NULL, item->len, &uids, &n, err);
+	}
+	if (rc < 0)
+		goto out;
+	for (i = 0; i < n && rc == 0; i += PROBE_MAX_CANDIDATES) {
+		size_t k = n - i < PROBE_MAX_CANDIDATES ? n - i : PROBE_MAX_CANDIDATES;
+		rc = mf_imap_uid_fetch(s->im, uids + i, k, 0, 0, MF_IMAP_F_BODY, probe_cb, &pa, err);
+		if (pa.matches > item->dup)
+			break;
+	}
+	if (rc < 0)
+		goto out;
+	if (pa.matches > item->dup) {
+		snprintf(sink_id, MF_SINK_ID_MAX, "%" PRIu32 ":%" PRIu32, s->im->uidvalidity,
+			 pa.match_uid);
+		rc = 1;
+	}
+out:
+	if (rc < 0)
+		mf_err_prefix(err, "probe in %s", fh->wire);
+	free(uids);
+	return rc;
+}
+
+struct hash_arg {
+	int (*cb)(void *arg, const char *hash_hex);
+	void *arg;
+	uint32_t *uids, *sizes;
+	size_t n, cap;
+	struct mf_err *err;
+};
+
+static int meta_cb(void *p, struct mf_imap_fmsg *m)
+{
+	struct hash_arg *ha = p;
+	if (ha->n == ha->cap) {
+		size_t nc = ha->cap ? ha->cap * 2 : 256;
+		uint32_t *a = realloc(ha->uids, nc * sizeof(*a)), *b;
+		if (!a)
+			return mf_err_set(ha->err, MF_ENOMEM, "out of memory");
+		ha->uids = a;
+		if (!(b = realloc(ha->sizes, nc * sizeof(*b))))
+			return mf_err_set(ha->err, MF_ENOMEM, "out of memory");
+		ha->sizes = b;
+		ha->cap = nc;
+	}
+	ha->uids[ha->n] = m->uid;
+	ha->sizes[ha->n] = m->size;
+	ha->n++;
+	return 0;
+}
+
+static int body_hash_cb(void *p, struct mf_imap_fmsg *m)
+{
+	struct hash_arg *ha = p;
+	unsigned char h[MF_SHA256_LEN];
+	char hex[2 * MF_SHA256_LEN + 1];
+	if (!m->body)
+		return 0;
+	mf_sha256(m->body, m->body_len, h);
+	mf_hex(h, MF_SHA256_LEN, hex);
+	return ha->cb(ha->arg, hex);
+}
+
+static int snk_hashes(void *p, void *fhp, int (*cb)(void *arg, const char *hash_hex), void *arg,
+		      struct mf_err *err)
+{
+	struct imap_snk *s = p;
+	struct snk_folder *fh = fhp;
+	struct hash_arg ha = {.cb = cb, .arg = arg, .err = err};
+	size_t i = 0;
+	int rc;
+
+	if ((rc = mf_imap_select(s->im, fh->wire, false, err)) < 0)
+		goto out;
+	if (s->im->s->imap_selection_info && s->im->s->imap_selection_info->sel_exists == 0)
+		goto out;
+	if ((rc = mf_imap_uid_fetch(s->im, NULL, 0, 1, 0, MF_IMAP_F_META, meta_cb, &ha, err)) < 0)
+		goto out;
+	while (i < ha.n && rc == 0) {
+		size_t k = 1;
+		uint64_t bytes = ha.sizes[i];
+		while (i + k < ha.n && k < HASH_BATCH_MSGS && bytes + ha.sizes[i + k] <= HASH_BATCH_BYTES)
+			bytes += ha.sizes[i + k++];
+		rc = mf_imap_uid_fetch(s->im, ha.uids + i, k, 0, 0, MF_IMAP_F_BODY, body_hash_cb, &ha,
+				       err);
+		i += k;
+	}
+out:
+	if (rc < 0)
+		mf_err_prefix(err, "hashes of %s", fh->wire);
+	free(ha.uids);
+	free(ha.sizes);
+	return rc;
+}
+
+const struct mf_sink_ops mf_sink_imap = {
+	.name = "imap",
+	.keys = snk_keys,
+	.configure = snk_configure,
+	.free_config = snk_free_config,
+	.caps = snk_caps,
+	.open = snk_open,
+	.folder = snk_folder,
+	.probe = snk_probe,
+	.store = snk_store,
+	.hashes = snk_hashes,
+	.close = snk_close,
+};
