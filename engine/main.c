@@ -1,5 +1,6 @@
 /* main.c - the mailferry command line. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,8 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
+	/* a peer closing a socket must give EPIPE to the writer, not kill us */
+	signal(SIGPIPE, SIG_IGN);
 	const char *users = NULL, *format = "csv";
 	unsigned long parallel = 0, shard_i = 0, shard_n = 0;
 	struct mf_run_opts ro = {.progress = isatty(STDERR_FILENO)};

@@ -22,6 +22,7 @@ probe_pc zlib zlib1g-dev
 probe_pc sqlite3 libsqlite3-dev
 probe_pc inih libinih-dev
 probe_pc nettle nettle-dev
+probe_pc gnutls libgnutls28-dev
 probe_file /usr/include/csv.h libcsv-dev
 # for the tests: readpst (oracle), sqlite3 CLI, Dovecot, clang for fuzzing
 probe_cmd readpst pst-utils
@@ -32,6 +33,7 @@ probe_cmd node nodejs
 probe_cmd npm npm
 probe_cmd flock util-linux
 probe_cmd python3 python3
+probe_cmd openssl openssl
 # for the benchmark (ninja bench): mbsync, GNU time, bc
 probe_cmd mbsync isync
 probe_file /usr/bin/time time
