@@ -221,17 +221,29 @@ int mf_ckpt_open(const char *path, const char *job_name, bool create, struct mf_
 	sqlite3_busy_timeout(ck->db, 10000);
 	if (existed) {
 		sqlite3_stmt *q;
-		bool ok = sqlite3_prepare_v2(ck->db, "PRAGMA quick_check", -1, &q, NULL) ==
-			  SQLITE_OK && sqlite3_step(q) == SQLITE_ROW &&
-			  strcmp((const char *)sqlite3_column_text(q, 0), "ok") == 0;
+		/* quick_check answers "ok" or rows naming the damage; a failing
+		 * prepare or step leaves the reason in errmsg */
+		char finding[200] = "";
+		bool ok = false;
+		if (sqlite3_prepare_v2(ck->db, "PRAGMA quick_check", -1, &q, NULL) == SQLITE_OK) {
+			if (sqlite3_step(q) == SQLITE_ROW) {
+				const char *t = (const char *)sqlite3_column_text(q, 0);
+				ok = t && strcmp(t, "ok") == 0;
+				snprintf(finding, sizeof(finding), "%s", t ? t : "");
+			}
+		}
+		if (!finding[0])
+			snprintf(finding, sizeof(finding), "%s", sqlite3_errmsg(ck->db));
 		sqlite3_finalize(q);
+		for (char *nl = finding; (nl = strchr(nl, '\n')) != NULL;)
+			*nl = ' '; /* one line in logs */
 		if (!ok) {
 			rc = mf_err_set(err, MF_ESTATE,
 					"state database %s is damaged (%s). mailferry will not "
 					"start over on its own, since that would store every "
 					"message again: restore the file from a backup, or move "
 					"it aside to start a new migration deliberately",
-					path, sqlite3_errmsg(ck->db));
+					path, finding);
 			goto fail;
 		}
 		int found = get_meta(ck->db, "program", value, sizeof(value));

@@ -439,6 +439,18 @@ static int load_drivers(struct mf_job *job, FILE *diag)
 	return errors;
 }
 
+/* Keys that hold a secret in the job file itself (their *_env and *_file
+ * forms do not). */
+static bool is_inline_secret(const char *key)
+{
+	static const char *const keys[] = {"password", "client_secret", "key", "sas",
+					   "secret_access_key", NULL};
+	for (size_t i = 0; keys[i]; i++)
+		if (strcmp(key, keys[i]) == 0)
+			return true;
+	return false;
+}
+
 static void warn_if_readable(const char *path, const char *what)
 {
 	struct stat st;
@@ -475,12 +487,12 @@ int mf_job_load(const char *path, struct mf_job *job, FILE *diag)
 	if (rc < 0)
 		return rc;
 
-	int errors = 0;
+	int errors = 0, missing = 0;
 	static const char *const required[] = {"job", "source", "sink"};
 	for (size_t i = 0; i < 3; i++) {
 		if (!section(job, required[i])) {
 			fprintf(diag, "%s: missing section [%s]\n", job->file, required[i]);
-			errors++;
+			missing++;
 		}
 	}
 	for (size_t i = 0; i < job->nsec; i++) {
@@ -498,7 +510,9 @@ int mf_job_load(const char *path, struct mf_job *job, FILE *diag)
 			errors++;
 		}
 	}
-	if (errors)
+	/* unknown keys and sections do not stop the checks below, so that one
+	 * pass reports every bad line; a missing section does */
+	if (missing)
 		return MF_ECONFIG;
 	errors += load_job_section(job, diag);
 	errors += load_folder_rules(job, diag);
@@ -559,8 +573,7 @@ int mf_job_load(const char *path, struct mf_job *job, FILE *diag)
 		warn_if_readable(job->manifest_path, "the manifest");
 	for (size_t i = 0; i < job->nsec; i++)
 		for (size_t k = 0; k < job->sec[i].n; k++)
-			if (strcmp(job->sec[i].kv[k].key, "password") == 0 ||
-			    strcmp(job->sec[i].kv[k].key, "client_secret") == 0)
+			if (is_inline_secret(job->sec[i].kv[k].key))
 				warn_if_readable(job->file, "the job file");
 	return 0;
 }

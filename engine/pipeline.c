@@ -133,6 +133,19 @@ static int reopen_sink(struct unit_ctx *c, struct folder_ctx *fc, struct mf_err 
 	return rc;
 }
 
+/* A reopen that failed with a connection error leaves the handle NULL; the
+ * next attempt must reopen before using it (a NULL handle crashed the
+ * driver: tests/fault/imap_network.sh, a stalled greeting on reconnect). */
+static int ensure_source(struct unit_ctx *c, struct folder_ctx *fc, struct mf_err *err)
+{
+	return c->src ? 0 : reopen_source(c, fc, err);
+}
+
+static int ensure_sink(struct unit_ctx *c, struct folder_ctx *fc, struct mf_err *err)
+{
+	return c->snk ? 0 : reopen_sink(c, fc, err);
+}
+
 /* Should this error be retried, after waiting or reconnecting? */
 static bool retryable(struct unit_ctx *c, const struct mf_err *err, unsigned *attempt,
 		      unsigned *throttles)
@@ -274,7 +287,9 @@ static int migrate_one(struct folder_ctx *fc, struct ref *ref, struct outcome *o
 			      .flags = ref->flags};
 	for (;;) {
 		mf_err_clear(err);
-		rc = job->src->fetch(c->src, folder_of(fc), &r, &msg, err);
+		rc = ensure_source(c, fc, err);
+		if (rc == 0)
+			rc = job->src->fetch(c->src, folder_of(fc), &r, &msg, err);
 		if (rc == 0 || !retryable(c, err, &attempt, &throttles))
 			break;
 		if (mf_err_class(err->code) == MF_CLASS_CONNECTION &&
@@ -352,7 +367,9 @@ static int migrate_one(struct folder_ctx *fc, struct ref *ref, struct outcome *o
 	bool probe = ref->in_doubt;
 	for (;;) {
 		mf_err_clear(err);
-		if (probe) {
+		if ((rc = ensure_sink(c, fc, err)) < 0)
+			probe = true; /* handled below as a failed attempt */
+		else if (probe) {
 			rc = job->snk->probe(c->snk, fc->fh, &item, o->sink_id, err);
 			if (rc == 1) {
 				mf_log(MF_LOG_INFO,
@@ -364,7 +381,7 @@ static int migrate_one(struct folder_ctx *fc, struct ref *ref, struct outcome *o
 			if (rc == 0)
 				probe = false;
 		}
-		if (!probe)
+		if (!probe && c->snk)
 			rc = job->snk->store(c->snk, fc->fh, &item, o->sink_id, err);
 		if (rc == 0 || !retryable(c, err, &attempt, &throttles))
 			break;
@@ -439,14 +456,56 @@ static int list_folder(struct folder_ctx *fc, const char *cursor, char **next,
 		free(*next);
 		*next = NULL;
 		mf_err_clear(err);
-		int rc = c->job->src->list(c->src, folder_of(fc), cursor, collect_ref, fc, next,
-					   err);
+		int rc = ensure_source(c, fc, err);
+		if (rc == 0)
+			rc = c->job->src->list(c->src, folder_of(fc), cursor, collect_ref, fc, next,
+					       err);
 		if (rc == 0 || !retryable(c, err, &attempt, &throttles))
 			return rc;
 		if (mf_err_class(err->code) == MF_CLASS_CONNECTION &&
 		    (rc = reopen_source(c, fc, err)) < 0 && mf_err_class(rc) != MF_CLASS_CONNECTION)
 			return rc;
 	}
+}
+
+struct untried {
+	int64_t folder_id;
+	const struct ref *refs;
+	size_t n;
+};
+
+static int delete_untried(sqlite3 *db, void *arg)
+{
+	const struct untried *u = arg;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "DELETE FROM message WHERE folder_id=? AND skey=? AND state=?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return MF_ESTATE;
+	int rc = 0;
+	for (size_t i = 0; i < u->n && rc == 0; i++) {
+		if (u->refs[i].skip || u->refs[i].in_doubt)
+			continue; /* not written as pending by this batch */
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, u->folder_id);
+		sqlite3_bind_text(st, 2, u->refs[i].key, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, MF_MSG_PENDING);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = MF_ESTATE;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Remove the pending rows of messages this run recorded but never handed to
+ * the sink (a graceful stop). Best effort: a row left behind is only probed
+ * on the rerun. */
+static void forget_untried(struct mf_ckpt *ck, int64_t folder_id, const struct ref *refs,
+			   size_t n)
+{
+	struct untried u = {.folder_id = folder_id, .refs = refs, .n = n};
+	struct mf_err err = {0};
+	if (mf_ckpt_exec(ck, delete_untried, &u, &err) < 0)
+		mf_log(MF_LOG_WARN, "event=forget-untried-failed reason=\"%s\"", err.msg);
 }
 
 static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
@@ -505,7 +564,9 @@ static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 		unsigned attempt = 0, throttles = 0;
 		for (;;) {
 			mf_err_clear(err);
-			rc = job->snk->folder(c->snk, &fc.target, fc.role, &fc.fh, err);
+			rc = ensure_sink(c, NULL, err);
+			if (rc == 0)
+				rc = job->snk->folder(c->snk, &fc.target, fc.role, &fc.fh, err);
 			if (rc == 0 || !retryable(c, err, &attempt, &throttles))
 				break;
 			if (mf_err_class(err->code) == MF_CLASS_CONNECTION &&
@@ -586,6 +647,10 @@ static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 		} else if (done) {
 			mf_fault_point(MF_FAULT_COMMIT);
 		}
+		/* a graceful stop: the rest of the batch never reached the sink,
+		 * so its pending rows are not in doubt; drop them */
+		if (rc == MF_EINTERRUPTED && start + done < end)
+			forget_untried(ck, fc.id, &fc.refs[start + done], end - start - done);
 	}
 	if (rc == 0 && fc.failed == 0 && next)
 		rc = mf_ckpt_folder_done(ck, fc.id, next, err);
@@ -655,7 +720,9 @@ static int upload_whole_file(struct unit_ctx *c, struct mf_err *err)
 	unsigned attempt = 0, throttles = 0;
 	for (;;) {
 		mf_err_clear(err);
-		rc = c->job->snk->upload_file(c->snk, path, sink_id, err);
+		rc = ensure_sink(c, NULL, err);
+		if (rc == 0)
+			rc = c->job->snk->upload_file(c->snk, path, sink_id, err);
 		if (rc == 0 || !retryable(c, err, &attempt, &throttles))
 			break;
 		if (mf_err_class(err->code) == MF_CLASS_CONNECTION) {
@@ -706,6 +773,13 @@ int mf_pipeline_run(struct mf_run_ctx *run, const struct mf_unit *u, struct mf_u
 	}
 	for (size_t i = 0; i < c.nfolders; i++) {
 		struct mf_err ferr = {0};
+		if (!c.src && (rc = open_with_retry(&c, true, why)) < 0) {
+			/* the last reconnect of the previous folder failed */
+			mf_err_prefix(why, "source %s", u->source_desc);
+			break;
+		}
+		if (i >= c.nfolders)
+			break;
 		char *name = mf_path_join(&c.folders[i].path, "/");
 		rc = run_folder(&c, i, &ferr);
 		if (rc == MF_EINTERRUPTED || (rc < 0 && atomic_load(&run->stop))) {

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "log.h"
+#include "loop.h"
 #include "normalize/normalize.h"
 #include "run.h"
 #include "strmap.h"
@@ -255,6 +256,12 @@ int mf_verify(struct mf_job *job)
 	bool *done = calloc(job->nunits ? job->nunits : 1, sizeof(bool));
 	if (!done)
 		return MF_EXIT_FAILURES;
+	/* the HTTP sinks send their requests through the loop */
+	if (mf_loop_start_thread() < 0) {
+		free(done);
+		fprintf(stderr, "mailferry: cannot start the event loop\n");
+		return MF_EXIT_FAILURES;
+	}
 	unsigned good = 0, total = 0;
 	for (size_t i = 0; i < job->nunits; i++) {
 		if (done[i])
@@ -279,6 +286,7 @@ int mf_verify(struct mf_job *job)
 		vmailbox_free(&m);
 	}
 	free(done);
+	mf_loop_stop_thread();
 	printf("verify: %u of %u mailboxes match%s\n", good, total,
 	       good == total ? "" : " (see MISMATCH above)");
 	return good == total ? MF_EXIT_OK : MF_EXIT_FAILURES;
@@ -361,6 +369,12 @@ int mf_plan(struct mf_job *job)
 	struct plan_unit *p = calloc(job->nunits ? job->nunits : 1, sizeof(*p));
 	if (!p)
 		return MF_EXIT_FAILURES;
+	/* the HTTP sinks send their requests through the loop */
+	if (mf_loop_start_thread() < 0) {
+		free(p);
+		fprintf(stderr, "mailferry: cannot start the event loop\n");
+		return MF_EXIT_FAILURES;
+	}
 	/* in parallel, `parallel` at a time */
 	for (size_t start = 0; start < job->nunits; start += job->parallel) {
 		size_t end = start + job->parallel < job->nunits ? start + job->parallel
@@ -374,6 +388,7 @@ int mf_plan(struct mf_job *job)
 		for (size_t i = start; i < end; i++)
 			uv_thread_join(&p[i].thread);
 	}
+	mf_loop_stop_thread();
 	unsigned bad = 0;
 	uint64_t msgs = 0, bytes = 0;
 	for (size_t i = 0; i < job->nunits; i++) {

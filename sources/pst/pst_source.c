@@ -187,7 +187,9 @@ static int cmp_nidx(const void *a, const void *b)
 /* Check the file before libpst reads it: libpst believes the header blindly. */
 static int precheck(const char *path, struct mf_err *err, off_t *size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO named x.pst must not wait for a writer;
+	 * the regular-file check below then refuses it */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		int e = errno;
 		if (e == ENOENT)

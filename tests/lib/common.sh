@@ -59,3 +59,72 @@ pst_job() { # pst_job DIR NAME ROOT [extra [job] lines...]
 pst_manifest_header() {
   echo "Workload,FilePath,Name,Mailbox,IsArchive,TargetRootFolder,ContentCodePage,SPFileContainer,SPManifestContainer,SPSiteUrl"
 }
+
+# --- helpers for the fault tests (tests/fault/) ------------------------------
+
+# Commands to run when the test exits (servers, proxies, mounts), last first.
+MF_ON_EXIT=()
+on_exit() { # on_exit "shell command"
+  MF_ON_EXIT=("$*" "${MF_ON_EXIT[@]}")
+  trap 'for c in "${MF_ON_EXIT[@]}"; do eval "$c" || true; done' EXIT
+}
+
+# Serialise runs of one test that use fixed ports (two build trees running
+# the same test at once): fault_lock NAME
+fault_lock() {
+  exec 8>"/tmp/mailferry-fault-$1.lock"
+  flock 8
+}
+
+# The npm prefix holding azurite and s3rver: $MF_NPM_PREFIX, else the build
+# tree's npm/ (installed there by tools/cloud-servers.sh when missing).
+cloud_npm_prefix() {
+  local p
+  for p in "${MF_NPM_PREFIX:-}" "$(dirname "$MF_BIN")/npm" "$MF_SRC/build/npm"; do
+    [ -n "$p" ] && [ -x "$p/node_modules/.bin/azurite-blob" ] && [ -x "$p/node_modules/.bin/s3rver" ] &&
+      { echo "$p"; return; }
+  done
+  echo "${MF_NPM_PREFIX:-$(dirname "$MF_BIN")/npm}"
+}
+
+# Start cloud test servers (tools/cloud-servers.sh) into STATE, stopped at
+# exit. Ports come from AZURITE_PORT, S3RVER_PORT, SIGV4_PORT, GRAPH_PORT.
+# Skips the test (77) when they cannot start. cloud_start STATE WHAT...
+cloud_start() {
+  local state=$1
+  shift
+  command -v node >/dev/null || skip "node is not installed"
+  bash "$MF_SRC/tools/cloud-servers.sh" start "$(cloud_npm_prefix)" "$state" "$@" >"$state.start.log" 2>&1 ||
+    { cat "$state.start.log"; bash "$MF_SRC/tools/cloud-servers.sh" stop "$state" >/dev/null 2>&1 || true; skip "cannot start the cloud test servers ($*)"; }
+  on_exit "bash '$MF_SRC/tools/cloud-servers.sh' stop '$state' >/dev/null 2>&1"
+}
+
+# A TCP fault proxy (tests/lib/faultproxy.py) in the background, stopped at
+# exit: faultproxy_start NAME LISTEN_PORT TARGET_PORT SCHEDULE [--loop]
+# Its counters: faultproxy_stat NAME KEY (KEY as in faultproxy.py's stats).
+faultproxy_start() {
+  local name=$1 listen=$2 target=$3 sched=$4
+  shift 4
+  python3 "$MF_SRC/tests/lib/faultproxy.py" --listen "$listen" --target "127.0.0.1:$target" \
+    --schedule "$sched" --stats "$T/$name.proxy.json" "$@" >"$T/$name.proxy.log" 2>&1 &
+  echo $! >"$T/$name.proxy.pid"
+  on_exit "kill $! 2>/dev/null"
+  local _
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$listen") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  cat "$T/$name.proxy.log"
+  return 1
+}
+faultproxy_stop() { kill "$(cat "$T/$1.proxy.pid")" 2>/dev/null || true; }
+faultproxy_stat() {
+  python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s.get(sys.argv[2], 0))' "$T/$1.proxy.json" "$2"
+}
+
+# Sum a numeric column of `mailferry report --format json` over all rows:
+# report_sum JOB FIELD
+report_sum() {
+  "$MF_BIN" report "$1" --format json |
+    python3 -c 'import json,sys; print(sum(m[sys.argv[1]] for m in json.load(sys.stdin)["mailboxes"]))' "$2"
+}
