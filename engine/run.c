@@ -15,6 +15,7 @@
 #include "log.h"
 #include "loop.h"
 #include "pipeline.h"
+#include "stats.h"
 #include "util.h"
 
 struct worker {
@@ -390,6 +391,7 @@ int mf_run(struct mf_job *job, const struct mf_run_opts *opts)
 		skipped += atomic_load(&s.w[i].stats.skipped);
 		retries += atomic_load(&s.w[i].stats.retries);
 	}
+	retries += mf_stats_retries(); /* those the drivers made on their own */
 	double secs = (double)(mf_now_ms() - s.started_ms) / 1000.0;
 	if (s.signals)
 		exit_code = MF_EXIT_INTERRUPTED;

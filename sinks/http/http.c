@@ -12,6 +12,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "engine/stats.h"
 #include "engine/log.h"
 #include "engine/loop.h"
 
@@ -515,6 +516,10 @@ int mf_http_attempt(struct mf_http_req *req, struct mf_err *err)
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 30000L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 300000L);
+	/* a peer that stalls (sends under 1 byte/s for 60 s) is a dropped
+	 * connection, not a slow upload: give up and let the retry logic work */
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 60L);
 	if (strcmp(req->method, "HEAD") == 0)
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	else if (strcmp(req->method, "GET") != 0)
@@ -730,6 +735,7 @@ int mf_http_send(struct mf_http_req *req, const long *ok, struct mf_err *err)
 		size_t ul = strcspn(req->url, "?");
 		snprintf(url, sizeof(url), "%.*s", (int)(ul < 255 ? ul : 255), req->url);
 		mf_http_redact(url);
+		mf_stats_retry();
 		mf_log(MF_LOG_INFO,
 		       "event=http_retry method=%s url=%s status=%ld code=%s request-id=%s attempt=%d wait_ms=%llu",
 		       req->method, url, st, req->error_code[0] ? req->error_code : "-",
