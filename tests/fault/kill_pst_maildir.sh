@@ -87,8 +87,22 @@ done
 verify "$D" "killed 6 times in a row"
 
 # 3. kill -9 from outside at random moments (messages slowed down a little
-#    so that the moments fall inside the run)
-for i in 1 2 3 4 5 6; do
+#    so that the moments fall inside the run); ninja soak (MF_SOAK=1) adds
+#    every store point and 30 more random kills
+random_kills=6
+if [ "${MF_SOAK:-0}" = 1 ]; then
+  random_kills=36
+  for n in $(seq 4 2 "$total"); do
+    D=$T/soak-store-$n
+    setup "$D"
+    MF_FAULT_KILL_AT=store:$n "$MF_BIN" run "$D/job.ini" --no-progress >>"$D/log" 2>&1 && rc=0 || rc=$?
+    if [ "$rc" -eq 137 ]; then
+      kills=$((kills + 1))
+      verify "$D" "killed at store:$n"
+    fi
+  done
+fi
+for i in $(seq "$random_kills"); do
   D=$T/random-$i
   setup "$D"
   MF_FAULT_DELAY_MS=3 "$MF_BIN" run "$D/job.ini" --no-progress >>"$D/log" 2>&1 &
@@ -100,5 +114,9 @@ for i in 1 2 3 4 5 6; do
 done
 
 echo "kill points survived: $kills"
-check "at least 20 kill points" test "$kills" -ge 20
+if [ "${MF_SOAK:-0}" = 1 ]; then
+  check "at least 50 kill points (soak)" test "$kills" -ge 50
+else
+  check "at least 20 kill points" test "$kills" -ge 20
+fi
 finish
