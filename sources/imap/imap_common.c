@@ -108,6 +108,9 @@ void mf_imap_conf_free(struct mf_imap_conf *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/* longest response line outside literals the guard layer lets through */
+#define MAX_LINE_BYTES (16u * 1024 * 1024)
+
 /* ---- error mapping --------------------------------------------------------- */
 
 static const char *find_ci(const char *hay, const char *needle)
@@ -208,7 +211,14 @@ const char *mf_imap_last_line(struct mf_imap *im, char *buf, size_t size)
 int mf_imap_fail(struct mf_imap *im, int rc, int dflt, const char *what, struct mf_err *err)
 {
 	char line[512];
-	int code = mf_imap_classify(rc, mf_imap_last_line(im, line, sizeof(line)), dflt, what, err);
+	int code;
+	if (im->line_too_long)
+		code = mf_err_set(err, MF_EPROTO,
+				  "%s: the server sent a line of more than %u MB without an end", what,
+				  MAX_LINE_BYTES / (1024 * 1024));
+	else
+		code = mf_imap_classify(rc, mf_imap_last_line(im, line, sizeof(line)), dflt, what,
+					err);
 	if (code == MF_ECONN || code == MF_EPROTO) {
 		free(im->selected);
 		im->selected = NULL;
@@ -647,12 +657,12 @@ static ssize_t zlow_read(mailstream_low *s, void *buf, size_t count)
 				return (ssize_t)(before - z->in.avail_out);
 		}
 		if (z->eof)
-			return 0;
+			return -1;
 		{
 			ssize_t r = mailstream_low_read(z->inner, z->ibuf, sizeof(z->ibuf));
 			if (r <= 0) {
 				z->eof = true;
-				return r;
+				return -1;
 			}
 			z->in.next_in = z->ibuf;
 			z->in.avail_in = (uInt)r;
@@ -745,9 +755,16 @@ static mailstream_low_driver zlow_driver = {
 	.mailstream_interrupt_idle = zlow_idle,
 };
 
+static mailstream_low_driver glow_driver;
+struct glow;
+static mailstream_low **glow_inner(mailstream_low *s);
+
 static int start_compress(struct mf_imap *im, struct mf_err *err)
 {
-	mailstream_low *inner = mailstream_get_low(im->s->imap_stream), *low;
+	/* under the guard layer, which must see the inflated bytes */
+	mailstream_low *cur = mailstream_get_low(im->s->imap_stream), *low;
+	mailstream_low **slot = cur && cur->driver == &glow_driver ? glow_inner(cur) : NULL;
+	mailstream_low *inner = slot ? *slot : cur;
 	struct zlow *z = calloc(1, sizeof(*z));
 	int r;
 
@@ -779,11 +796,234 @@ static int start_compress(struct mf_imap *im, struct mf_err *err)
 		return mf_err_set(err, MF_ENOMEM, "out of memory");
 	}
 	mailstream_low_set_timeout(low, mailstream_low_get_timeout(inner));
-	mailstream_low_set_logger(inner, NULL, NULL);
-	mailstream_set_low(im->s->imap_stream, low);
+	if (slot) {
+		*slot = low;
+	} else {
+		mailstream_low_set_logger(inner, NULL, NULL);
+		mailstream_set_low(im->s->imap_stream, low);
+		hook_logger(im);
+	}
 	im->compressed = true;
+	return 0;
+}
+
+/* ---- guard layer -------------------------------------------------------------------
+ * The outermost mailstream_low driver of every session. It turns an end of
+ * stream into a read error: libetpan's literal reader loops for ever on a
+ * read that returns 0 (a connection closed inside a FETCH body spun at 100%
+ * CPU). And it bounds a response line: libetpan keeps a whole line in memory,
+ * so a server sending an endless line (no CRLF) outside a literal is cut off
+ * after MAX_LINE_BYTES instead of eating all memory. */
+
+struct glow {
+	mailstream_low *inner;
+	struct mf_imap *im;
+	uint64_t line;         /* bytes since the last LF outside literals */
+	uint64_t literal_left; /* bytes of a literal still to come */
+	char tail[24];         /* the end of the current line, for "{n}\r" */
+	size_t tail_len;
+};
+
+/* Does the line that just ended announce a literal ("{123}\r" or "{123+}\r")? */
+static uint64_t literal_size(const char *t, size_t n)
+{
+	uint64_t v = 0, mul = 1;
+	if (n >= 1 && t[n - 1] == '\r')
+		n--;
+	if (n < 3 || t[n - 1] != '}')
+		return 0;
+	n--;
+	if (t[n - 1] == '+')
+		n--;
+	while (n > 0 && isdigit((unsigned char)t[n - 1]) && mul <= 100000000000ull) {
+		v += (uint64_t)(t[n - 1] - '0') * mul;
+		mul *= 10;
+		n--;
+	}
+	return (n > 0 && t[n - 1] == '{') ? v : 0;
+}
+
+static mailstream_low **glow_inner(mailstream_low *s)
+{
+	struct glow *g = s->data;
+	return &g->inner;
+}
+
+static ssize_t glow_read(mailstream_low *s, void *buf, size_t count)
+{
+	struct glow *g = s->data;
+	const char *p = buf;
+	ssize_t r = mailstream_low_read(g->inner, buf, count);
+	size_t i = 0, n;
+
+	if (r <= 0)
+		return -1; /* end of stream: always an error in the middle of IMAP */
+	n = (size_t)r;
+	while (i < n) {
+		if (g->literal_left > 0) {
+			size_t k = n - i < g->literal_left ? n - i : (size_t)g->literal_left;
+			g->literal_left -= k;
+			i += k;
+			continue;
+		}
+		if (p[i] == '\n') {
+			g->literal_left = literal_size(g->tail, g->tail_len);
+			g->line = 0;
+			g->tail_len = 0;
+		} else {
+			if (++g->line > MAX_LINE_BYTES) {
+				g->im->line_too_long = true;
+				return -1;
+			}
+			if (g->tail_len == sizeof(g->tail)) {
+				memmove(g->tail, g->tail + 1, sizeof(g->tail) - 1);
+				g->tail_len--;
+			}
+			g->tail[g->tail_len++] = p[i];
+		}
+		i++;
+	}
+	return r;
+}
+
+static ssize_t glow_write(mailstream_low *s, const void *buf, size_t count)
+{
+	struct glow *g = s->data;
+	return mailstream_low_write(g->inner, buf, count);
+}
+
+static int glow_close(mailstream_low *s)
+{
+	struct glow *g = s->data;
+	return mailstream_low_close(g->inner);
+}
+
+static int glow_get_fd(mailstream_low *s)
+{
+	struct glow *g = s->data;
+	return mailstream_low_get_fd(g->inner);
+}
+
+static void glow_free(mailstream_low *s)
+{
+	struct glow *g = s->data;
+	mailstream_low_free(g->inner);
+	free(g);
+	free(s);
+}
+
+static void glow_cancel(mailstream_low *s)
+{
+	struct glow *g = s->data;
+	mailstream_low_cancel(g->inner);
+}
+
+static struct mailstream_cancel *glow_get_cancel(mailstream_low *s)
+{
+	struct glow *g = s->data;
+	return mailstream_low_get_cancel(g->inner);
+}
+
+static carray *glow_certs(mailstream_low *s)
+{
+	struct glow *g = s->data;
+	mailstream_low *in = g->inner;
+	if (in && in->driver && in->driver->mailstream_get_certificate_chain)
+		return in->driver->mailstream_get_certificate_chain(in);
+	return NULL;
+}
+
+static int glow_idle(mailstream_low *s)
+{
+	(void)s;
+	return -1;
+}
+
+static mailstream_low_driver glow_driver = {
+	.mailstream_read = glow_read,
+	.mailstream_write = glow_write,
+	.mailstream_close = glow_close,
+	.mailstream_get_fd = glow_get_fd,
+	.mailstream_free = glow_free,
+	.mailstream_cancel = glow_cancel,
+	.mailstream_get_cancel = glow_get_cancel,
+	.mailstream_get_certificate_chain = glow_certs,
+	.mailstream_setup_idle = glow_idle,
+	.mailstream_unsetup_idle = glow_idle,
+	.mailstream_interrupt_idle = glow_idle,
+};
+
+/* The guard over `inner`, or NULL (out of memory). */
+static mailstream_low *guard_wrap(mailstream_low *inner, struct mf_imap *im)
+{
+	mailstream_low *low;
+	struct glow *g = calloc(1, sizeof(*g));
+	if (!g)
+		return NULL;
+	g->inner = inner;
+	g->im = im;
+	if (!(low = mailstream_low_new(g, &glow_driver))) {
+		free(g);
+		return NULL;
+	}
+	mailstream_low_set_timeout(low, mailstream_low_get_timeout(inner));
+	mailstream_low_set_logger(inner, NULL, NULL);
+	return low;
+}
+
+/* Put the guard over the session's current stream driver again after
+ * STARTTLS, which replaces it. */
+static int start_guard(struct mf_imap *im, struct mf_err *err)
+{
+	mailstream_low *inner = mailstream_get_low(im->s->imap_stream), *low;
+
+	if (!inner)
+		return mf_err_set(err, MF_ECONN, "no connection");
+	if (inner->driver == &glow_driver)
+		return 0;
+	if (!(low = guard_wrap(inner, im)))
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	mailstream_set_low(im->s->imap_stream, low);
 	hook_logger(im);
 	return 0;
+}
+
+static void ssl_cb(struct mailstream_ssl_context *ctx, void *data);
+
+/* Exported by libetpan 1.9 but not declared in its installed headers. */
+int mail_tcp_connect_timeout(const char *server, uint16_t port, time_t timeout);
+
+/* TCP (and implicit TLS) with the guard under the greeting already: an
+ * endless greeting must not eat memory either. A libetpan code. */
+static int guarded_connect(struct mf_imap *im, const struct mf_imap_conf *c)
+{
+	mailstream_low *low, *g;
+	mailstream *stream;
+	int fd = mail_tcp_connect_timeout(c->host, c->port, (time_t)c->timeout_s);
+
+	if (fd < 0)
+		return MAILIMAP_ERROR_CONNECTION_REFUSED;
+	if (c->tls == MF_IMAP_TLS_IMPLICIT)
+		low = mailstream_low_ssl_open_with_callback_timeout(fd, (time_t)c->timeout_s, ssl_cb,
+								     c->host);
+	else
+		low = mailstream_low_socket_open(fd);
+	if (!low) {
+		close(fd);
+		return c->tls == MF_IMAP_TLS_IMPLICIT ? MAILIMAP_ERROR_SSL : MAILIMAP_ERROR_MEMORY;
+	}
+	mailstream_low_set_timeout(low, (time_t)c->timeout_s);
+	if (!(g = guard_wrap(low, im))) {
+		mailstream_low_close(low);
+		mailstream_low_free(low);
+		return MAILIMAP_ERROR_MEMORY;
+	}
+	if (!(stream = mailstream_new(g, 8192))) {
+		mailstream_low_close(g);
+		mailstream_low_free(g);
+		return MAILIMAP_ERROR_MEMORY;
+	}
+	return mailimap_connect(im->s, stream);
 }
 
 /* ---- connect and log in ---------------------------------------------------------- */
@@ -1064,14 +1304,13 @@ int mf_imap_open(struct mf_imap_conf *c, const char *login, const char *authzid,
 		return mf_err_set(err, MF_ENOMEM, "out of memory");
 	}
 	mailimap_set_timeout(im->s, c->timeout_s);
-	if (c->tls == MF_IMAP_TLS_IMPLICIT)
-		r = mailimap_ssl_connect_with_callback(im->s, c->host, c->port, ssl_cb, c->host);
-	else
-		r = mailimap_socket_connect(im->s, c->host, c->port);
+	r = guarded_connect(im, c);
 	if (r != MAILIMAP_NO_ERROR_AUTHENTICATED && r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED) {
 		rc = mf_err_set(err, MF_ECONN, "cannot connect to %s:%u%s", c->host,
 				(unsigned)c->port,
-				r == MAILIMAP_ERROR_SSL ? " (TLS handshake failed)" : "");
+				r == MAILIMAP_ERROR_SSL ? " (TLS handshake failed)"
+				: im->line_too_long ? ": the greeting is a line of more than 16 MB"
+				: "");
 		goto fail;
 	}
 	hook_logger(im);
@@ -1086,7 +1325,8 @@ int mf_imap_open(struct mf_imap_conf *c, const char *login, const char *authzid,
 					"STARTTLS with %s:%u failed", c->host, (unsigned)c->port);
 			goto fail;
 		}
-		hook_logger(im);
+		if ((rc = start_guard(im, err)) < 0)
+			goto fail;
 		if (c->tls_verify && (rc = verify_tls(im, c, err)) < 0)
 			goto fail;
 		if ((rc = query_caps(im, err)) < 0)

@@ -95,6 +95,7 @@ struct mf_imap {
 	uint32_t uidvalidity; /* of the selected mailbox */
 	uint32_t uidnext;     /* of the selected mailbox when selected, 0 if unknown */
 	bool compressed;
+	bool line_too_long; /* the guard layer cut the stream (see imap_common.c) */
 	/* the last bytes received, to read response codes libetpan drops */
 	char tail[1024];
 	size_t tail_len;
