@@ -148,6 +148,12 @@ int mf_imap_classify(int rc, const char *line, int dflt, const char *what, struc
 		return 0;
 	if (!line)
 		line = "";
+	/* drop the command tag ("13 NO [TOOBIG] ..."): it differs per message
+	 * and would split one reason into many in the report */
+	const char *sp = strchr(line, ' ');
+	if (sp && sp != line && sp - line < 16 &&
+	    (strncasecmp(sp + 1, "NO ", 3) == 0 || strncasecmp(sp + 1, "BAD ", 4) == 0))
+		line = sp + 1;
 	/* printable, one line, bounded: it goes into reports */
 	for (i = 0, j = 0; line[i] && j + 1 < sizeof(clean); i++) {
 		unsigned char ch = (unsigned char)line[i];

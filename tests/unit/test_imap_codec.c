@@ -109,6 +109,8 @@ TEST(classify_answers)
 				"APPEND", &err);
 	CHECK_INT(code, MF_ETOOBIG);
 	CHECK_INT(mf_err_class(code), MF_CLASS_MESSAGE);
+	/* no command tag in the reason: one reason per kind in the report */
+	CHECK_STR(err.msg, "APPEND: NO [TOOBIG] Message too large");
 	code = mf_imap_classify(MAILIMAP_ERROR_APPEND, "8 NO Message size exceeds APPENDLIMIT",
 				MF_EMSG, "APPEND", &err);
 	CHECK_INT(code, MF_ETOOBIG);
