@@ -76,6 +76,17 @@ struct mf_sink_ops {
 	int (*hashes)(void *snk, void *fh, int (*cb)(void *arg, const char *hash_hex), void *arg,
 		      struct mf_err *err);
 
+	/* Optional (NULL if unsupported; used by `mailferry verify` only when
+	 * hashes is NULL, for targets that rewrite what they store): list the
+	 * Message-ID of every message in the folder, one cb call per message
+	 * (duplicates included), on the calling worker thread, before this
+	 * returns. The id is as mf_header_message_id() gives it (angle
+	 * brackets kept, no whitespace), "" for a message without one; it is
+	 * borrowed for the call. A cb result < 0 stops the listing and is
+	 * returned. 0, or a negative code described in `err`. */
+	int (*message_ids)(void *snk, void *fh, int (*cb)(void *arg, const char *message_id),
+			   void *arg, struct mf_err *err);
+
 	/* Whole-file mode (caps.whole_files, e.g. Azure PST import staging):
 	 * the engine reads no messages; for each unit it calls this once with
 	 * the unit's file (unit->pst_path), after recording it pending. It must

@@ -1,5 +1,6 @@
 /* verify.c - `mailferry verify` (source vs sink, per folder: counts and
- * content hashes) and `mailferry plan` (pre-flight: logins, folders, sizes).
+ * content hashes, or Message-IDs for targets that rewrite what they store)
+ * and `mailferry plan` (pre-flight: logins, folders, sizes).
  * Both read the live servers and files, not the state database, and write
  * nothing (verify may create an empty target folder that the migration would
  * create anyway).
@@ -22,7 +23,7 @@ struct target_folder {
 	char *key;            /* target path key */
 	struct mf_path path;
 	enum mf_role role;
-	struct mf_strmap src; /* hash -> copies expected in the target */
+	struct mf_strmap src; /* hash (or Message-ID) -> copies expected in the target */
 	uint64_t src_count, too_big, unreadable, not_mail;
 };
 
@@ -109,9 +110,27 @@ static void refs_free(struct refs *rs)
 	free(rs->r);
 }
 
-/* Hash every message of one unit's source into the mailbox's target folders. */
-static int hash_source(const struct mf_job *job, const struct mf_unit *u, struct vmailbox *m,
-		       struct mf_err *err)
+/* The key verify compares a normalized message by: its SHA-256 (hex), or,
+ * when the sink is listed by Message-ID, the Message-ID as the pipeline gives
+ * it to the sink ("" if none). Malloc'd, NULL when out of memory. */
+static char *message_key(bool by_id, const struct mf_norm_result *nr)
+{
+	if (by_id) {
+		char *id = mf_header_message_id(nr->data, nr->len);
+		return id ? id : strdup("");
+	}
+	unsigned char sha[MF_SHA256_LEN];
+	char *hex = malloc(2 * MF_SHA256_LEN + 1);
+	if (!hex)
+		return NULL;
+	mf_sha256(nr->data, nr->len, sha);
+	mf_hex(sha, sizeof(sha), hex);
+	return hex;
+}
+
+/* Key every message of one unit's source into the mailbox's target folders. */
+static int key_source(const struct mf_job *job, const struct mf_unit *u, bool by_id,
+		       struct vmailbox *m, struct mf_err *err)
 {
 	void *src = NULL;
 	const struct mf_folder *folders;
@@ -158,12 +177,12 @@ static int hash_source(const struct mf_job *job, const struct mf_unit *u, struct
 			if (job->caps.max_message_bytes && nr.len > job->caps.max_message_bytes) {
 				t->too_big++;
 			} else {
-				unsigned char sha[MF_SHA256_LEN];
-				char hex[65];
-				mf_sha256(nr.data, nr.len, sha);
-				mf_hex(sha, sizeof(sha), hex);
-				int *c = mf_strmap_get(&t->src, hex);
-				rc = mf_strmap_set(&t->src, hex, c ? *c + 1 : 1);
+				char *key = message_key(by_id, &nr);
+				int *c = key ? mf_strmap_get(&t->src, key) : NULL;
+				rc = key ? mf_strmap_set(&t->src, key, c ? *c + 1 : 1) : MF_ENOMEM;
+				free(key);
+				if (rc < 0)
+					mf_err_set(err, rc, "out of memory");
 				t->src_count++;
 			}
 			free(nr.data);
@@ -180,11 +199,12 @@ struct tally {
 	uint64_t count, extra_dup, extra_other;
 };
 
-static int count_target(void *arg, const char *hash_hex)
+/* One message the target holds, by hash or by Message-ID. */
+static int count_target(void *arg, const char *key)
 {
 	struct tally *t = arg;
 	t->count++;
-	int *c = mf_strmap_get(&t->left, hash_hex);
+	int *c = mf_strmap_get(&t->left, key);
 	if (c && *c > 0)
 		(*c)--;
 	else if (c)
@@ -195,7 +215,7 @@ static int count_target(void *arg, const char *hash_hex)
 }
 
 /* Compare one mailbox; prints its verdict. Returns 1 if it matches. */
-static int verify_mailbox(const struct mf_job *job, const struct mf_unit *first,
+static int verify_mailbox(const struct mf_job *job, const struct mf_unit *first, bool by_id,
 			  struct vmailbox *m)
 {
 	void *snk = NULL;
@@ -205,7 +225,8 @@ static int verify_mailbox(const struct mf_job *job, const struct mf_unit *first,
 		printf("%s: MISMATCH: cannot open the target: %s\n", first->mailbox, err.msg);
 		return 0;
 	}
-	printf("%s:\n", first->mailbox);
+	printf("%s:%s\n", first->mailbox,
+	       by_id ? " (by Message-ID: the target rewrites message contents)" : "");
 	for (size_t i = 0; i < m->n; i++) {
 		struct target_folder *f = &m->f[i];
 		if (f->src_count == 0 && f->too_big == 0 && f->unreadable == 0)
@@ -216,7 +237,8 @@ static int verify_mailbox(const struct mf_job *job, const struct mf_unit *first,
 		uint64_t missing = 0;
 		int rc = job->snk->folder(snk, &f->path, f->role, &fh, &err);
 		if (rc == 0)
-			rc = job->snk->hashes(snk, fh, count_target, &t, &err);
+			rc = by_id ? job->snk->message_ids(snk, fh, count_target, &t, &err)
+				   : job->snk->hashes(snk, fh, count_target, &t, &err);
 		if (rc < 0) {
 			printf("  %-40s cannot list the target: %s\n", name ? name : "?", err.msg);
 			ok = 0;
@@ -246,7 +268,9 @@ static int verify_mailbox(const struct mf_job *job, const struct mf_unit *first,
 
 int mf_verify(struct mf_job *job)
 {
-	if (!job->snk->hashes) {
+	/* a target that rewrites what it stores is compared by Message-ID */
+	bool by_id = !job->snk->hashes && job->snk->message_ids;
+	if (!job->snk->hashes && !by_id) {
 		fprintf(stderr,
 			"mailferry: the %s sink cannot list what it holds, so verify cannot "
 			"compare contents; use `mailferry report` for what was stored\n",
@@ -274,14 +298,14 @@ int mf_verify(struct mf_job *job)
 				continue;
 			done[k] = true;
 			struct mf_err err = {0};
-			if (hash_source(job, &job->units[k], &m, &err) < 0) {
+			if (key_source(job, &job->units[k], by_id, &m, &err) < 0) {
 				printf("%s: cannot read the source %s: %s\n", job->units[k].mailbox,
 				       job->units[k].source_desc, err.msg);
 				src_ok = false;
 			}
 		}
 		total++;
-		if (src_ok && verify_mailbox(job, &job->units[i], &m))
+		if (src_ok && verify_mailbox(job, &job->units[i], by_id, &m))
 			good++;
 		vmailbox_free(&m);
 	}

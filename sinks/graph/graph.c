@@ -300,55 +300,78 @@ static struct g_folder *cache_add(struct g_snk *s, const char *key, const char *
 	return f;
 }
 
+/* GET the collection at url and every page after it (@odata.nextLink),
+ * handing each page's body [js, je) to `page`: its result < 0 stops with
+ * that code, 1 stops early (returned), 0 goes on. `u` holds the first URL
+ * and is reused. 0 when every page was seen. */
+static int get_pages(struct g_snk *s, struct mf_buf *u,
+		     int (*page)(void *arg, const char *js, const char *je), void *arg,
+		     struct mf_err *err)
+{
+	int rc = 0;
+	for (int n = 0; n < 1000000; n++) {
+		struct mf_http_req req = {0};
+		rc = g_request(s, &req, "GET", u->data, NULL, NULL, NULL, NULL, NULL, err);
+		if (rc < 0) {
+			mf_http_req_free(&req);
+			return rc;
+		}
+		const char *js = req.resp.data, *je = js + req.resp.len;
+		const char *ne;
+		char next[4096] = "";
+		rc = page(arg, js, je);
+		if (rc == 0 && mf_json_member(js, je, "@odata.nextLink", &ne) &&
+		    mf_json_get_str(js, je, "@odata.nextLink", next, sizeof(next)) < 0)
+			rc = mf_err_set(err, MF_EPROTO, "unreadable or over-long @odata.nextLink");
+		mf_http_req_free(&req);
+		if (rc != 0 || !next[0])
+			return rc;
+		/* follow only links to the same service: the token goes with it */
+		if (strncmp(next, s->cfg->graph_url, strlen(s->cfg->graph_url)) != 0)
+			return mf_err_set(err, MF_EPROTO, "nextLink points outside %s",
+					  s->cfg->graph_url);
+		u->len = 0;
+		if (mf_buf_addstr(u, next) < 0)
+			return mf_err_set(err, MF_ENOMEM, "out of memory");
+	}
+	return mf_err_set(err, MF_EPROTO, "too many pages");
+}
+
+struct child_find {
+	const char *name;
+	char *id;
+};
+
+static int child_page(void *arg, const char *js, const char *je)
+{
+	struct child_find *c = arg;
+	const char *ve, *ee;
+	const char *v = mf_json_member(js, je, "value", &ve);
+	char dn[1024];
+	for (const char *e = v ? mf_json_array_first(v, ve, &ee) : NULL; e;
+	     e = mf_json_array_next(ee, ve, &ee)) {
+		if (mf_json_get_str(e, ee, "displayName", dn, sizeof(dn)) == 0 &&
+		    strcasecmp(dn, c->name) == 0 &&
+		    mf_json_get_str(e, ee, "id", c->id, G_ID_MAX) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 /* Look for a child named `name` under parent (all pages). 1 found, 0 not,
  * <0 error. */
 static int find_child(struct g_snk *s, const char *parent, const char *name, char id[G_ID_MAX],
 		      struct mf_err *err)
 {
 	struct mf_buf u = {0};
+	struct child_find c = {.name = name, .id = id};
 	int rc;
 	if (user_url(s, &u, "v1.0", "/mailFolders/") < 0 ||
 	    mf_http_escape(&u, parent, strlen(parent), false) < 0 ||
-	    mf_buf_addstr(&u, "/childFolders?includeHiddenFolders=true") < 0) {
-		mf_buf_free(&u);
-		return mf_err_set(err, MF_ENOMEM, "out of memory");
-	}
-	for (int page = 0; page < 10000; page++) {
-		struct mf_http_req req = {0};
-		rc = g_request(s, &req, "GET", u.data, NULL, NULL, NULL, NULL, NULL, err);
-		if (rc < 0) {
-			mf_http_req_free(&req);
-			break;
-		}
-		const char *js = req.resp.data, *je = js + req.resp.len, *ve, *ee;
-		const char *v = mf_json_member(js, je, "value", &ve);
-		char dn[1024];
-		rc = 0;
-		for (const char *e = v ? mf_json_array_first(v, ve, &ee) : NULL; e;
-		     e = mf_json_array_next(ee, ve, &ee)) {
-			if (mf_json_get_str(e, ee, "displayName", dn, sizeof(dn)) == 0 &&
-			    strcasecmp(dn, name) == 0 && mf_json_get_str(e, ee, "id", id, G_ID_MAX) == 0) {
-				rc = 1;
-				break;
-			}
-		}
-		char next[2048] = "";
-		if (!rc)
-			mf_json_get_str(js, je, "@odata.nextLink", next, sizeof(next));
-		mf_http_req_free(&req);
-		if (rc || !next[0])
-			break;
-		/* follow only links to the same service: the token goes with it */
-		if (strncmp(next, s->cfg->graph_url, strlen(s->cfg->graph_url)) != 0) {
-			rc = mf_err_set(err, MF_EPROTO, "nextLink points outside %s", s->cfg->graph_url);
-			break;
-		}
-		u.len = 0;
-		if (mf_buf_addstr(&u, next) < 0) {
-			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
-			break;
-		}
-	}
+	    mf_buf_addstr(&u, "/childFolders?includeHiddenFolders=true") < 0)
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+	else
+		rc = get_pages(s, &u, child_page, &c, err);
 	mf_buf_free(&u);
 	return rc;
 }
@@ -566,6 +589,66 @@ static int g_probe(void *snk, void *fh, const struct mf_item *item, char sink_id
 	return rc;
 }
 
+/* ---- verify: Message-IDs of a folder ------------------------------------- */
+
+/* The longest internetMessageId read from a listing (a longer one fails the
+ * listing: RFC 5322 caps header lines at 998 bytes). */
+#define G_MSGID_MAX 1000
+
+struct id_list {
+	int (*cb)(void *arg, const char *message_id);
+	void *arg;
+	struct mf_err *err;
+};
+
+static int id_page(void *arg, const char *js, const char *je)
+{
+	struct id_list *l = arg;
+	const char *ve, *ee, *me;
+	const char *v = mf_json_member(js, je, "value", &ve);
+	if (!v)
+		return mf_err_set(l->err, MF_EPROTO, "list messages: no value array in the answer");
+	for (const char *e = mf_json_array_first(v, ve, &ee); e;
+	     e = mf_json_array_next(ee, ve, &ee)) {
+		char raw[G_MSGID_MAX], id[G_MSGID_MAX];
+		const char *m = mf_json_member(e, ee, "internetMessageId", &me);
+		raw[0] = '\0';
+		/* absent or null: a message without a Message-ID */
+		if (m && *m == '"' && mf_json_string(m, me, raw, sizeof(raw)) < 0)
+			return mf_err_set(l->err, MF_EPROTO,
+					  "list messages: unreadable internetMessageId");
+		/* as mf_header_message_id gives it: no whitespace */
+		size_t w = 0;
+		for (const char *p = raw; *p; p++)
+			if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+				id[w++] = *p;
+		id[w] = '\0';
+		int rc = l->cb(l->arg, id);
+		if (rc < 0)
+			return mf_err_set(l->err, rc, "list messages: stopped (%s)",
+					  mf_err_name(rc));
+	}
+	return 0;
+}
+
+static int g_message_ids(void *snk, void *fh, int (*cb)(void *arg, const char *message_id),
+			 void *arg, struct mf_err *err)
+{
+	struct g_snk *s = snk;
+	struct g_folder *f = fh;
+	struct mf_buf u = {0};
+	struct id_list l = {.cb = cb, .arg = arg, .err = err};
+	int rc;
+	if (user_url(s, &u, "v1.0", "/mailFolders/") < 0 ||
+	    mf_http_escape(&u, f->id, strlen(f->id), false) < 0 ||
+	    mf_buf_addstr(&u, "/messages?$select=internetMessageId&$top=" G_LIST_TOP) < 0)
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+	else
+		rc = get_pages(s, &u, id_page, &l, err);
+	mf_buf_free(&u);
+	return rc;
+}
+
 static int g_open(const void *cfg, const struct mf_unit *unit, void **out, struct mf_err *err)
 {
 	struct g_snk *s = calloc(1, sizeof(*s));
@@ -629,6 +712,7 @@ const struct mf_sink_ops mf_sink_graph = {
 	.folder = g_folder,
 	.probe = g_probe,
 	.store = g_store,
-	.hashes = NULL, /* Graph gives no content hash of a stored item */
+	.hashes = NULL, /* Exchange rewrites MIME on import: no content hash */
+	.message_ids = g_message_ids,
 	.close = g_close,
 };

@@ -16,6 +16,8 @@
 /* Attachments at least this big go through an upload session. */
 #define G_SESSION_MIN ((size_t)3000000)
 #define G_CHUNK ((size_t)4 << 20)
+/* $top of a message listing (Graph pages messages at up to 1000). */
+#define G_LIST_TOP "500"
 
 enum { G_MODE_IMPORT = 0, G_MODE_JSON = 1 };
 

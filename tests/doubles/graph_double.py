@@ -17,6 +17,9 @@ It behaves as ../shared/docs/cloud-sinks.md describes the real service:
   PUT  /upload/{sid}?authtoken=...                     chunks <= 4 MiB, in order, Content-Range
   PATCH /v1.0/users/{m}/messages/{id}                  isRead, flag (0x0E07 changes ignored)
   GET  /v1.0/users/{m}/mailFolders/{id}/messages?$filter=internetMessageId eq '...'
+  GET  /v1.0/users/{m}/mailFolders/{id}/messages?$select=a,b&$top=N   all of the folder, paged
+                                                        (min($top, --msg-page) a page, @odata.nextLink)
+  DELETE /v1.0/users/{m}/messages/{id}                 204 (the message is gone)
   More than 4 requests in flight for one mailbox -> 429 ApplicationThrottled, Retry-After.
   --fail-before N: every Nth create gets 503 (Retry-After: 1) before storing.
   --expire-early K: every Kth Graph request finds its token expired (401).
@@ -100,6 +103,7 @@ class H(BaseHTTPRequestHandler):
     def do_POST(self): self.route("POST")
     def do_PATCH(self): self.route("PATCH")
     def do_PUT(self): self.route("PUT")
+    def do_DELETE(self): self.route("DELETE")
 
     def route(self, method):
         with LOCK:
@@ -273,6 +277,8 @@ class H(BaseHTTPRequestHandler):
             if not fid:
                 return self.err(404, "ErrorItemNotFound", "The specified folder could not be found.")
             flt = q.get("$filter", [""])[0]
+            if not flt:
+                return self.list_messages(ver, mbx, mb, fid, q)
             fm = re.match(r"^internetMessageId eq '((?:[^']|'')*)'$", flt)
             if not fm:
                 return self.err(400, "BadRequest", "unsupported filter")
@@ -281,6 +287,10 @@ class H(BaseHTTPRequestHandler):
                     if x["parentFolderId"] == fid and x["internetMessageId"] == want]
             return self.send(200, {"value": vals})
         m = re.match(r"^/messages/([^/]+)$", rest)
+        if m and method == "DELETE":
+            if not mb["messages"].pop(m.group(1), None):
+                return self.err(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+            return self.send(204)
         if m and method == "PATCH":
             msg = mb["messages"].get(m.group(1))
             if not msg:
@@ -320,6 +330,25 @@ class H(BaseHTTPRequestHandler):
                 A.port, sid, S["uploads"][sid]["secret"]), "nextExpectedRanges": ["0-"]})
         return self.err(404, "ResourceNotFound", "no route %s %s" % (method, rest))
 
+    def list_messages(self, ver, mbx, mb, fid, q):
+        """All messages of a folder, oldest first, paged like Graph: server-driven
+        pages of at most min($top, --msg-page), @odata.nextLink carrying $skip."""
+        sel = [f for f in q.get("$select", [""])[0].split(",") if f]
+        top = int(q.get("$top", ["10"])[0])
+        skip = int(q.get("$skip", ["0"])[0])
+        if top < 1 or top > 1000 or skip < 0:
+            return self.err(400, "ErrorInvalidUrlQuery", "bad $top or $skip")
+        n = min(top, A.msg_page)
+        msgs = sorted((x for x in mb["messages"].values() if x["parentFolderId"] == fid), key=lambda x: x["id"])
+        page = msgs[skip:skip + n]
+        out = {"value": [{k: v for k, v in self.public(x).items() if not sel or k in sel or k == "id"}
+                         for x in page]}
+        if skip + n < len(msgs):
+            out["@odata.nextLink"] = "http://127.0.0.1:%d/%s/users/%s/mailFolders/%s/messages?%s" % (
+                A.port, ver, urllib.parse.quote(mbx), fid, urllib.parse.urlencode(
+                    {"$select": ",".join(sel), "$top": top, "$skip": skip + n}))
+        return self.send(200, out)
+
     def upload(self, sid, q, data):
         with LOCK:
             up = S["uploads"].get(sid)
@@ -351,6 +380,7 @@ def main():
     p.add_argument("--client-secret", default="s3cr3t-Value~1")
     p.add_argument("--token-ttl", type=int, default=3599)
     p.add_argument("--page", type=int, default=2)
+    p.add_argument("--msg-page", type=int, default=3, help="most messages in one listing page")
     p.add_argument("--latency", type=int, default=0, help="ms per Graph request")
     p.add_argument("--fail-before", type=int, default=0)
     p.add_argument("--fail-after", type=int, default=0)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # PST files -> azure-blob (Azurite), s3 (s3rver) and graph (the Graph double)
 # through `mailferry run`: every message exactly once, a rerun moves nothing,
-# and after kill -9 in the middle of a run, a rerun ends exact.
+# and after kill -9 in the middle of a run, a rerun ends exact. Then
+# `mailferry verify` against Graph (by Message-ID): 0 when exact, 1 naming the
+# message deleted behind its back, 1 naming a duplicate imported twice.
 set -u
 [ -n "${MF_BIN:-}" ] && [ -n "${MF_SRC:-}" ] && [ -n "${MF_TMP:-}" ] || { echo "run through ctest"; exit 77; }
 PST=$MF_SRC/tests/data/pst
@@ -64,4 +66,32 @@ for sink in azure-blob s3 graph; do
   check "$sink: after kill -9 every message once ($n2 stored, $(wc -l <<<"$lst") in target)" test "$n2" -eq "$n" -a "$(wc -l <<<"$lst")" -eq "$n"
   check "$sink: no duplicates in the target" test "$(sort <<<"$lst" | uniq -d | wc -l)" -eq "$( [ $sink = graph ] && sort <<<"$(listing graph one-)" | uniq -d | wc -l || echo 0)"
 done
+
+# verify against Graph: by Message-ID (Exchange rewrites MIME on import)
+G1=$T/graph-1 G2=$T/graph-2
+out=$("$MF_BIN" verify "$G1/job.ini" 2>&1); rc=$?
+check "graph: verify after the run exits 0 ($rc)" test "$rc" -eq 0
+check "graph: verify says every mailbox matches" grep -q "^verify: 2 of 2 mailboxes match$" <<<"$out"
+check "graph: verify compares by Message-ID" test "$(grep -c "(by Message-ID: the target rewrites message contents)" <<<"$out")" -eq 2
+check "graph: verify compared messages" grep -Eq "source +[1-9][0-9]* +target +[1-9]" <<<"$out"
+out=$("$MF_BIN" verify "$G2/job.ini" 2>&1); rc=$?
+check "graph: verify after kill -9 and rerun exits 0 ($rc)" test "$rc" -eq 0
+[ "$rc" -eq 0 ] || echo "$out"
+
+gone=$(python3 "$MF_SRC/tests/doubles/graph_admin.py" 4570 delete one-a@contoso.example)
+check "graph: a message deleted from one-a ($gone)" test -n "$gone"
+out=$("$MF_BIN" verify "$G1/job.ini" 2>&1); rc=$?
+check "graph: verify exits 1 after the delete ($rc)" test "$rc" -eq 1
+check "graph: verify names 1 missing in one folder" test "$(grep -c "missing 1  duplicates 0  MISMATCH" <<<"$out")" -eq 1
+check "graph: no other folder is off" test "$(grep -c MISMATCH <<<"$out")" -eq 2 # the folder line + the summary
+check "graph: one-c still matches" grep -q "^verify: 1 of 2 mailboxes match" <<<"$out"
+[ "$rc" -eq 1 ] || echo "$out"
+
+dup=$(python3 "$MF_SRC/tests/doubles/graph_admin.py" 4570 duplicate two-c@contoso.example)
+check "graph: a message imported twice into two-c ($dup)" test -n "$dup"
+out=$("$MF_BIN" verify "$G2/job.ini" 2>&1); rc=$?
+check "graph: verify exits 1 with a duplicate ($rc)" test "$rc" -eq 1
+check "graph: verify names duplicates 1" test "$(grep -c "missing 0  duplicates 1  MISMATCH" <<<"$out")" -eq 1
+check "graph: one mailbox off" grep -q "^verify: 1 of 2 mailboxes match" <<<"$out"
+[ "$rc" -eq 1 ] || echo "$out"
 exit $fail

@@ -2,7 +2,8 @@
  * (tests/doubles/graph_double.py) on loopback: token endpoint, folders with
  * paging and ErrorFolderExists, importMime, the 4 MB cap and the JSON path
  * with an upload session, 150 MB skip, throttling, injected 503/504 (some
- * after the message was stored) and tokens expiring mid-run. */
+ * after the message was stored), tokens expiring mid-run, and the
+ * Message-ID listing verify uses (paged). */
 #include <pthread.h>
 
 #include "../doubles/cloud_test.h"
@@ -338,6 +339,89 @@ TEST(faults_exactly_once)
 	mf_sink_graph.free_config(cfgj);
 }
 
+/* message_ids(): every message of the folder once per copy, across pages
+ * (the double serves at most 3 a page), nothing from other folders. */
+struct ids {
+	int n, stop_at;
+	char id[16][64];
+};
+
+static int collect_id(void *arg, const char *message_id)
+{
+	struct ids *l = arg;
+	if (l->stop_at && l->n == l->stop_at)
+		return MF_EINTERRUPTED;
+	if (l->n < 16)
+		snprintf(l->id[l->n], sizeof(l->id[0]), "%s", message_id);
+	l->n++;
+	return 0;
+}
+
+static int count_id(const struct ids *l, const char *id)
+{
+	int c = 0;
+	for (int i = 0; i < l->n && i < 16; i++)
+		c += strcmp(l->id[i], id) == 0;
+	return c;
+}
+
+TEST(message_ids_paged)
+{
+	void *cfg = open_cfg("import-mime"), *snk = NULL, *fh = NULL, *other = NULL, *empty = NULL;
+	struct mf_err err = {0};
+	struct mf_unit unit = {.id = "g5", .mailbox = "frank@contoso.com"};
+	CHECK_INT(mf_sink_graph.open(cfg, &unit, &snk, &err), 0);
+	struct mf_path p, po, pe;
+	path_of(&p, "Listed", NULL, NULL);
+	path_of(&po, "Other", NULL, NULL);
+	path_of(&pe, "Empty", NULL, NULL);
+	CHECK_INT(mf_sink_graph.folder(snk, &p, MF_ROLE_NONE, &fh, &err), 0);
+	CHECK_INT(mf_sink_graph.folder(snk, &po, MF_ROLE_NONE, &other, &err), 0);
+	CHECK_INT(mf_sink_graph.folder(snk, &pe, MF_ROLE_NONE, &empty, &err), 0);
+	/* 7 in "Listed" (<m3@x> twice), 1 in "Other" */
+	for (int i = 0; i < 8; i++) {
+		char subj[32], mid[32], id[MF_SINK_ID_MAX];
+		snprintf(subj, sizeof(subj), "m%d", i);
+		snprintf(mid, sizeof(mid), "<m%d@x>", i == 6 ? 3 : i);
+		size_t l;
+		unsigned char *m = test_message(800, subj, mid, &l);
+		struct test_item it;
+		test_item_init(&it, m, l, i == 6, mid, 0);
+		int rc = mf_sink_graph.store(snk, i == 7 ? other : fh, &it.it, id, &err);
+		CHECK_INT(rc, 0);
+		if (rc < 0)
+			fprintf(stderr, "store %d: %s\n", i, err.msg);
+		free(m);
+	}
+	struct ids got = {0};
+	int rc = mf_sink_graph.message_ids(snk, fh, collect_id, &got, &err);
+	CHECK_INT(rc, 0);
+	if (rc < 0)
+		fprintf(stderr, "message_ids: %s\n", err.msg);
+	CHECK_INT(got.n, 7);
+	CHECK_INT(count_id(&got, "<m0@x>"), 1);
+	CHECK_INT(count_id(&got, "<m3@x>"), 2);
+	CHECK_INT(count_id(&got, "<m5@x>"), 1);
+	CHECK_INT(count_id(&got, "<m6@x>"), 0);
+	CHECK_INT(count_id(&got, "<m7@x>"), 0);
+	struct ids one = {0};
+	CHECK_INT(mf_sink_graph.message_ids(snk, other, collect_id, &one, &err), 0);
+	CHECK_INT(one.n, 1);
+	CHECK_INT(count_id(&one, "<m7@x>"), 1);
+	struct ids none = {0};
+	CHECK_INT(mf_sink_graph.message_ids(snk, empty, collect_id, &none, &err), 0);
+	CHECK_INT(none.n, 0);
+	/* the callback stops the listing, on the second page */
+	struct ids stop = {.stop_at = 4};
+	CHECK_INT(mf_sink_graph.message_ids(snk, fh, collect_id, &stop, &err), MF_EINTERRUPTED);
+	CHECK_INT(stop.n, 4);
+	mf_sink_graph.close(snk);
+	mf_path_free(&p);
+	mf_path_free(&po);
+	mf_path_free(&pe);
+	mf_sink_graph.free_config(cfg);
+}
+
 TEST(bad_secret)
 {
 	setenv("TEST_GRAPH_SECRET2", "wrong~secret", 1);
@@ -370,6 +454,7 @@ int main(void)
 	RUN(import_mime_folders_probe);
 	RUN(json_fallback_upload_session);
 	RUN(concurrency_limit);
+	RUN(message_ids_paged);
 	RUN(bad_secret);
 	RUN(faults_exactly_once);
 	mf_loop_stop_thread();
