@@ -671,3 +671,65 @@ int mf_ckpt_write(struct mf_ckpt *ck, int64_t folder_id, const struct mf_ckpt_re
 	struct write_args a = {.folder_id = folder_id, .recs = recs, .n = n};
 	return mf_ckpt_exec(ck, do_write, &a, err);
 }
+
+struct forget_args {
+	int64_t folder_id;
+	const char *const *keys;
+	size_t n;
+};
+
+static int do_forget(sqlite3 *db, void *arg)
+{
+	struct forget_args *a = arg;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "DELETE FROM message WHERE folder_id=? AND skey=? AND state=?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return sql_error(db);
+	int rc = 0;
+	for (size_t i = 0; i < a->n && rc == 0; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, a->folder_id);
+		sqlite3_bind_text(st, 2, a->keys[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, MF_MSG_PENDING);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = sql_error(db);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int mf_ckpt_forget_pending(struct mf_ckpt *ck, int64_t folder_id, const char *const *keys,
+			   size_t n, struct mf_err *err)
+{
+	if (!n)
+		return 0;
+	struct forget_args a = {.folder_id = folder_id, .keys = keys, .n = n};
+	return mf_ckpt_exec(ck, do_forget, &a, err);
+}
+
+int mf_ckpt_lookup_rows(struct mf_ckpt *ck, const char *unit_key, const char *path_key,
+			const char *validity,
+			int (*cb)(void *arg, const char *key, int state, const char *hash_hex),
+			void *arg, struct mf_err *err)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(ck->db,
+			       "SELECT m.skey, m.state, m.hash FROM message m JOIN folder f ON"
+			       " f.id = m.folder_id JOIN unit un ON un.id = f.unit_id"
+			       " WHERE un.ukey=? AND f.path=? AND f.validity=?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return mf_err_set(err, MF_ESTATE, "state database %s: %s", ck->path,
+				  sqlite3_errmsg(ck->db));
+	sqlite3_bind_text(st, 1, unit_key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path_key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, validity, -1, SQLITE_STATIC);
+	int rc = 0;
+	char hex[65];
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		hash_hex(st, 2, hex);
+		rc = cb(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
+			hex);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}

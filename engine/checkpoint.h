@@ -86,4 +86,17 @@ struct mf_ckpt_rec {
 int mf_ckpt_write(struct mf_ckpt *ck, int64_t folder_id, const struct mf_ckpt_rec *recs,
 		  size_t n, struct mf_err *err);
 
+/* Read-only, on the calling thread (no writer needed): call cb for every
+ * message row of the unit `unit_key`'s folder (path_key, validity), if the
+ * database has it. For --dry-run. */
+int mf_ckpt_lookup_rows(struct mf_ckpt *ck, const char *unit_key, const char *path_key,
+			const char *validity,
+			int (*cb)(void *arg, const char *key, int state, const char *hash_hex),
+			void *arg, struct mf_err *err);
+
+/* Delete the rows of these keys that are still pending (messages recorded
+ * but never handed to the sink). */
+int mf_ckpt_forget_pending(struct mf_ckpt *ck, int64_t folder_id, const char *const *keys,
+			   size_t n, struct mf_err *err);
+
 #endif

@@ -1,7 +1,6 @@
 /* pipeline.c - one unit's migration (see pipeline.h). */
 #include "pipeline.h"
 
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -468,44 +467,23 @@ static int list_folder(struct folder_ctx *fc, const char *cursor, char **next,
 	}
 }
 
-struct untried {
-	int64_t folder_id;
-	const struct ref *refs;
-	size_t n;
-};
-
-static int delete_untried(sqlite3 *db, void *arg)
-{
-	const struct untried *u = arg;
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "DELETE FROM message WHERE folder_id=? AND skey=? AND state=?",
-			       -1, &st, NULL) != SQLITE_OK)
-		return MF_ESTATE;
-	int rc = 0;
-	for (size_t i = 0; i < u->n && rc == 0; i++) {
-		if (u->refs[i].skip || u->refs[i].in_doubt)
-			continue; /* not written as pending by this batch */
-		sqlite3_reset(st);
-		sqlite3_bind_int64(st, 1, u->folder_id);
-		sqlite3_bind_text(st, 2, u->refs[i].key, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 3, MF_MSG_PENDING);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			rc = MF_ESTATE;
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
-
 /* Remove the pending rows of messages this run recorded but never handed to
- * the sink (a graceful stop). Best effort: a row left behind is only probed
- * on the rerun. */
+ * the sink (a graceful stop): they are not in doubt. Best effort: a row left
+ * behind is only probed on the rerun. */
 static void forget_untried(struct mf_ckpt *ck, int64_t folder_id, const struct ref *refs,
 			   size_t n)
 {
-	struct untried u = {.folder_id = folder_id, .refs = refs, .n = n};
+	const char **keys = calloc(n ? n : 1, sizeof(*keys));
+	size_t nk = 0;
+	if (!keys)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (!refs[i].skip && !refs[i].in_doubt) /* written as pending by this batch */
+			keys[nk++] = refs[i].key;
 	struct mf_err err = {0};
-	if (mf_ckpt_exec(ck, delete_untried, &u, &err) < 0)
+	if (mf_ckpt_forget_pending(ck, folder_id, keys, nk, &err) < 0)
 		mf_log(MF_LOG_WARN, "event=forget-untried-failed reason=\"%s\"", err.msg);
+	free(keys);
 }
 
 static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
@@ -852,28 +830,20 @@ static int dry_ref(void *arg, const struct mf_msgref *r)
 	return 0;
 }
 
+static int dry_row(void *arg, const char *key, int state, const char *hash_hex)
+{
+	(void)hash_hex;
+	struct dry *d = arg;
+	return mf_strmap_set(&d->known, key, state);
+}
+
 /* Read-only: the rows already recorded for this folder, if any. */
 static int dry_known(struct mf_ckpt *ck, const struct mf_unit *u, const char *path_key,
 		     const char *validity, struct dry *d)
 {
 	if (!ck)
 		return 0;
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(mf_ckpt_db(ck),
-			       "SELECT m.skey, m.state FROM message m JOIN folder f ON"
-			       " f.id = m.folder_id JOIN unit un ON un.id = f.unit_id"
-			       " WHERE un.ukey=? AND f.path=? AND f.validity=?",
-			       -1, &st, NULL) != SQLITE_OK)
-		return MF_ESTATE;
-	sqlite3_bind_text(st, 1, u->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, path_key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, validity, -1, SQLITE_STATIC);
-	int rc = 0;
-	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
-		rc = mf_strmap_set(&d->known, (const char *)sqlite3_column_text(st, 0),
-				   sqlite3_column_int(st, 1));
-	sqlite3_finalize(st);
-	return rc;
+	return mf_ckpt_lookup_rows(ck, u->id, path_key, validity, dry_row, d, NULL);
 }
 
 int mf_pipeline_dry_run(const struct mf_job *job, struct mf_ckpt *ck, const struct mf_unit *u,
