@@ -44,6 +44,8 @@ out=$(run run "$J/job.ini" 2>&1) && rc=0 || rc=$?
 check_eq "second run exits 0" "$rc" 0
 check "second run says there was nothing new" grep -q "nothing new to move" <<<"$out"
 check_eq "second run changed nothing on disk" "$(maildir_digest "$J/out")" "$digest1"
+out=$(run run "$J/job.ini" --dry-run 2>&1) && rc=0 || rc=$?
+check "a dry run after the run reads the state: nothing would move" grep -q "would move 0 messages" <<<"$out"
 
 # --- verify compares the Maildirs with the PSTs, independently of the state
 out=$("$MF_BIN" verify "$J/job.ini" 2>&1) && rc=0 || rc=$?
