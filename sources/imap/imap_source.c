@@ -389,13 +389,12 @@ static int src_list(void *p, const struct mf_folder *f, const char *cursor, mf_m
 	return 0;
 }
 
-static int cache_put(void *p, struct mf_imap_fmsg *m)
+/* Take a fetched message's body into a batch (at most BATCH_MSGS). */
+static int put_cached(struct cached *arr, size_t *n, struct mf_imap_fmsg *m)
 {
-	struct imap_src *s = p;
-	struct cached *c;
-	if (s->ncache == BATCH_MSGS || !m->body)
+	if (*n == BATCH_MSGS || !m->body)
 		return 0;
-	c = &s->cache[s->ncache++];
+	struct cached *c = &arr[(*n)++];
 	c->uid = m->uid;
 	c->data = m->body;
 	c->len = m->body_len;
@@ -403,6 +402,12 @@ static int cache_put(void *p, struct mf_imap_fmsg *m)
 	c->flags = m->flags;
 	m->body = NULL;
 	return 0;
+}
+
+static int cache_put(void *p, struct mf_imap_fmsg *m)
+{
+	struct imap_src *s = p;
+	return put_cached(s->cache, &s->ncache, m);
 }
 
 /* Index of the first listed UID >= uid. */
@@ -422,17 +427,7 @@ static size_t lower_bound(const uint32_t *a, size_t n, uint32_t uid)
 static int helper_put(void *p, struct mf_imap_fmsg *m)
 {
 	struct helper *h = p;
-	struct cached *c;
-	if (h->nres == BATCH_MSGS || !m->body)
-		return 0;
-	c = &h->res[h->nres++];
-	c->uid = m->uid;
-	c->data = m->body;
-	c->len = m->body_len;
-	c->idate = m->idate;
-	c->flags = m->flags;
-	m->body = NULL;
-	return 0;
+	return put_cached(h->res, &h->nres, m);
 }
 
 static void *helper_main(void *p)
