@@ -63,12 +63,7 @@ struct az_snk {
 	const struct az_cfg *cfg;
 	const struct mf_unit *unit; /* borrowed: outlives the sink */
 	char *mailbox;
-	struct az_folder *folders;
-};
-
-struct az_folder {
-	char *prefix; /* {sub}{mailbox}/{folder key}/ */
-	struct az_folder *next;
+	struct mf_blob_folder *folders;
 };
 
 static const struct mf_conf_key az_keys[] = {
@@ -489,21 +484,7 @@ static int az_folder(void *snk, const struct mf_path *path, enum mf_role role, v
 {
 	(void)role;
 	struct az_snk *s = snk;
-	struct az_folder *f = calloc(1, sizeof(*f));
-	char *fp = mf_blob_folder_prefix(s->mailbox, path);
-	struct mf_buf b = {0};
-	if (!f || !fp || mf_buf_printf(&b, "%s%s", s->cfg->sub, fp) < 0) {
-		free(f);
-		free(fp);
-		mf_buf_free(&b);
-		return mf_err_set(err, MF_ENOMEM, "out of memory");
-	}
-	free(fp);
-	f->prefix = b.data;
-	f->next = s->folders;
-	s->folders = f;
-	*fh = f;
-	return 0;
+	return mf_blob_folder_open(&s->folders, s->cfg->sub, s->mailbox, path, fh, err);
 }
 
 static void meta_headers(const struct mf_item *item, char *flags, size_t fsz, char *idate,
@@ -520,7 +501,7 @@ static int az_probe(void *snk, void *fh, const struct mf_item *item, char sink_i
 		    struct mf_err *err)
 {
 	struct az_snk *s = snk;
-	struct az_folder *f = fh;
+	struct mf_blob_folder *f = fh;
 	static const long ok[] = {404, 0};
 	struct az_call call = {.cfg = s->cfg, .method = "HEAD"};
 	struct mf_http_req req = {0};
@@ -614,7 +595,7 @@ static int az_store(void *snk, void *fh, const struct mf_item *item, char sink_i
 		    struct mf_err *err)
 {
 	struct az_snk *s = snk;
-	struct az_folder *f = fh;
+	struct mf_blob_folder *f = fh;
 	int rc;
 	struct mf_http_req req = {0};
 	char fl[160], idate[64], sha[96];
@@ -661,7 +642,7 @@ static int az_hashes(void *snk, void *fh, int (*cb)(void *arg, const char *hash_
 		     struct mf_err *err)
 {
 	struct az_snk *s = snk;
-	struct az_folder *f = fh;
+	struct mf_blob_folder *f = fh;
 	char marker[1024] = "", name[2048], hex[65];
 	int rc = 0;
 	for (;;) {
@@ -1451,12 +1432,7 @@ static void az_close(void *snk)
 	struct az_snk *s = snk;
 	if (!s)
 		return;
-	while (s->folders) {
-		struct az_folder *n = s->folders->next;
-		free(s->folders->prefix);
-		free(s->folders);
-		s->folders = n;
-	}
+	mf_blob_folders_free(&s->folders);
 	free(s->mailbox);
 	free(s);
 	mf_http_release();

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "engine/error.h"
 #include "engine/message.h"
 #include "engine/util.h"
 
@@ -24,6 +25,21 @@
  * caller escapes for the URL). mf_path_key keeps '/' inside a segment
  * unambiguous (%2F). Newly allocated, NULL on ENOMEM. */
 char *mf_blob_folder_prefix(const char *mailbox, const struct mf_path *path);
+
+/* A folder handle of a blob sink: the object-name prefix of the folder,
+ * "{sub}{mailbox}/{folder key}/". Kept in a list owned by the sink. */
+struct mf_blob_folder {
+	char *prefix;
+	struct mf_blob_folder *next;
+};
+
+/* The sink's folder() for both blob stores: a new handle for `path` under
+ * `sub` (the URL's sub-path prefix), added to *list and returned in *fh.
+ * 0 or MF_ENOMEM (described in err). */
+int mf_blob_folder_open(struct mf_blob_folder **list, const char *sub, const char *mailbox,
+			const struct mf_path *path, void **fh, struct mf_err *err);
+/* Free every handle of the list. */
+void mf_blob_folders_free(struct mf_blob_folder **list);
 
 /* The object name for an item inside a folder prefix: prefix + hash_hex +
  * ("-N" for dup = N-1 > 0) + ".eml". Newly allocated, NULL on ENOMEM. */

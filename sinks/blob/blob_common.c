@@ -124,3 +124,33 @@ const char *mf_blob_xml_next(const char *xml, size_t xml_len, size_t *pos, const
 	out[n] = '\0';
 	return s;
 }
+
+int mf_blob_folder_open(struct mf_blob_folder **list, const char *sub, const char *mailbox,
+			const struct mf_path *path, void **fh, struct mf_err *err)
+{
+	struct mf_blob_folder *f = calloc(1, sizeof(*f));
+	char *fp = mf_blob_folder_prefix(mailbox, path);
+	struct mf_buf b = {0};
+	if (!f || !fp || mf_buf_printf(&b, "%s%s", sub, fp) < 0) {
+		free(f);
+		free(fp);
+		mf_buf_free(&b);
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	}
+	free(fp);
+	f->prefix = b.data;
+	f->next = *list;
+	*list = f;
+	*fh = f;
+	return 0;
+}
+
+void mf_blob_folders_free(struct mf_blob_folder **list)
+{
+	while (*list) {
+		struct mf_blob_folder *n = (*list)->next;
+		free((*list)->prefix);
+		free(*list);
+		*list = n;
+	}
+}

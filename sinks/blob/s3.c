@@ -22,15 +22,10 @@ struct s3_cfg {
 	char *userpwd; /* "AKID:SECRET": a secret */
 };
 
-struct s3_folder {
-	char *prefix;
-	struct s3_folder *next;
-};
-
 struct s3_snk {
 	const struct s3_cfg *cfg;
 	char *mailbox;
-	struct s3_folder *folders;
+	struct mf_blob_folder *folders;
 };
 
 static const struct mf_conf_key s3_keys[] = {
@@ -225,28 +220,14 @@ static int s3_folder(void *snk, const struct mf_path *path, enum mf_role role, v
 {
 	(void)role;
 	struct s3_snk *s = snk;
-	struct s3_folder *f = calloc(1, sizeof(*f));
-	char *fp = mf_blob_folder_prefix(s->mailbox, path);
-	struct mf_buf b = {0};
-	if (!f || !fp || mf_buf_printf(&b, "%s%s", s->cfg->sub, fp) < 0) {
-		free(f);
-		free(fp);
-		mf_buf_free(&b);
-		return mf_err_set(err, MF_ENOMEM, "out of memory");
-	}
-	free(fp);
-	f->prefix = b.data;
-	f->next = s->folders;
-	s->folders = f;
-	*fh = f;
-	return 0;
+	return mf_blob_folder_open(&s->folders, s->cfg->sub, s->mailbox, path, fh, err);
 }
 
 static int s3_probe(void *snk, void *fh, const struct mf_item *item, char sink_id[MF_SINK_ID_MAX],
 		    struct mf_err *err)
 {
 	struct s3_snk *s = snk;
-	struct s3_folder *f = fh;
+	struct mf_blob_folder *f = fh;
 	static const long ok[] = {404, 0};
 	struct mf_buf url = {0};
 	struct mf_http_req req = {0};
@@ -392,7 +373,7 @@ static int s3_store(void *snk, void *fh, const struct mf_item *item, char sink_i
 		    struct mf_err *err)
 {
 	struct s3_snk *s = snk;
-	struct s3_folder *f = fh;
+	struct mf_blob_folder *f = fh;
 	struct mf_buf url = {0};
 	struct mf_http_req req = {0};
 	int rc;
@@ -434,7 +415,7 @@ static int s3_hashes(void *snk, void *fh, int (*cb)(void *arg, const char *hash_
 		     struct mf_err *err)
 {
 	struct s3_snk *s = snk;
-	struct s3_folder *f = fh;
+	struct mf_blob_folder *f = fh;
 	char marker[2048] = "", key[2048], hex[65], trunc[16];
 	struct mf_buf url = {0}, q = {0};
 	int rc = 0;
@@ -480,12 +461,7 @@ static void s3_close(void *snk)
 	struct s3_snk *s = snk;
 	if (!s)
 		return;
-	while (s->folders) {
-		struct s3_folder *n = s->folders->next;
-		free(s->folders->prefix);
-		free(s->folders);
-		s->folders = n;
-	}
+	mf_blob_folders_free(&s->folders);
 	free(s->mailbox);
 	free(s);
 	mf_http_release();
