@@ -423,6 +423,25 @@ static bool sibling_has(const struct pst_src *s, size_t first, const struct mf_p
 	return false;
 }
 
+/* A folder's name as a path segment: its display name in UTF-8, control
+ * characters turned into spaces, `fallback` when it has none. */
+static int folder_name(struct pst_src *s, pst_item *it, const char *fallback, struct mf_buf *name)
+{
+	int rc = 0;
+	if (it && it->file_as.str) {
+		struct pst_mime_ctx ctx = { .pf = &s->pf, .dflt_cp = s->cfg->cp_iconv,
+					    .dflt_cpid = s->cfg->cpid };
+		rc = pst_string_utf8(&ctx, it, &it->file_as, name);
+	}
+	for (size_t i = 0; rc == 0 && i < name->len; i++) {
+		if ((unsigned char)name->data[i] < 32)
+			name->data[i] = ' ';
+	}
+	if (rc == 0 && name->len == 0)
+		rc = mf_buf_addstr(name, fallback) < 0 ? MF_ENOMEM : 0;
+	return rc;
+}
+
 static int walk(struct pst_src *s, pst_desc_tree *dir, const struct mf_path *parent, int depth,
 		struct mf_err *err)
 {
@@ -444,19 +463,9 @@ static int walk(struct pst_src *s, pst_desc_tree *dir, const struct mf_path *par
 			continue;
 		}
 		struct mf_buf name = { 0 };
-		int rc = 0;
-		if (it && it->file_as.str) {
-			struct pst_mime_ctx ctx = { .pf = &s->pf, .dflt_cp = s->cfg->cp_iconv,
-						    .dflt_cpid = s->cfg->cpid };
-			rc = pst_string_utf8(&ctx, it, &it->file_as, &name);
-		}
-		/* names are path segments: never empty, no control characters */
-		for (size_t i = 0; rc == 0 && i < name.len; i++) {
-			if ((unsigned char)name.data[i] < 32)
-				name.data[i] = ' ';
-		}
-		if (rc == 0 && name.len == 0)
-			rc = mf_buf_printf(&name, "Folder %" PRIu64, c->d_id) < 0 ? MF_ENOMEM : 0;
+		char fallback[40];
+		snprintf(fallback, sizeof(fallback), "Folder %" PRIu64, c->d_id);
+		int rc = folder_name(s, it, fallback, &name);
 		if (rc == 0 && sibling_has(s, first, parent, name.data))
 			rc = mf_buf_printf(&name, " (%" PRIu64 ")", c->d_id) < 0 ? MF_ENOMEM : 0;
 		if (rc == 0)
@@ -498,18 +507,7 @@ static int root_items_folder(struct pst_src *s, struct mf_err *err)
 	pst_item *it = s->top->desc ? pst_parse_item(&s->pf, s->top, NULL) : NULL;
 	pst_lib_unlock();
 	struct mf_buf name = { 0 };
-	int rc = 0;
-	if (it && it->file_as.str) {
-		struct pst_mime_ctx ctx = { .pf = &s->pf, .dflt_cp = s->cfg->cp_iconv,
-					    .dflt_cpid = s->cfg->cpid };
-		rc = pst_string_utf8(&ctx, it, &it->file_as, &name);
-	}
-	for (size_t i = 0; rc == 0 && i < name.len; i++) {
-		if ((unsigned char)name.data[i] < 32)
-			name.data[i] = ' ';
-	}
-	if (rc == 0 && name.len == 0)
-		rc = mf_buf_addstr(&name, "Top of Personal Folders") < 0 ? MF_ENOMEM : 0;
+	int rc = folder_name(s, it, "Top of Personal Folders", &name);
 	struct mf_path root;
 	mf_path_init(&root);
 	if (rc == 0)
