@@ -189,10 +189,10 @@ int mf_job_parse_ini(const char *file, const char *text, size_t len,
 
 /* --- checking ------------------------------------------------------------- */
 
-static bool repeatable(const char *section, const char *key)
+/* Keys that may be given more than once: the [folders] rules. */
+static bool repeatable(const char *section)
 {
 	return strcmp(section, "folders") == 0;
-	(void)key;
 }
 
 /* Unknown and duplicate keys, missing required keys. */
@@ -217,7 +217,7 @@ static int check_keys(const struct mf_conf_section *s, const struct mf_conf_key 
 			errors++;
 			continue;
 		}
-		for (size_t j = 0; j < i && !repeatable(s->name, k); j++) {
+		for (size_t j = 0; j < i && !repeatable(s->name); j++) {
 			if (strcmp(s->kv[j].key, k) == 0) {
 				fprintf(diag, "%s:%d: [%s] key '%s' given twice (first on line %d)\n",
 					s->file, s->kv[i].line, s->name, k, s->kv[j].line);

@@ -403,7 +403,13 @@ static int migrate_one(struct folder_ctx *fc, struct ref *ref, struct outcome *o
 stored:
 	o->rec.state = MF_MSG_STORED;
 	o->rec.sink_id = o->sink_id[0] ? o->sink_id : NULL;
-	mf_strmap_set(&fc->seen, o->hash, (int)dup + 1);
+	/* the copy count names the next identical message (blob sinks'
+	 * "-2.eml"): without it that copy would be taken for this one. The
+	 * outcome is not recorded, so the rerun probes this message. */
+	if (mf_strmap_set(&fc->seen, o->hash, (int)dup + 1) < 0) {
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory counting copies");
+		goto out;
+	}
 	atomic_fetch_add(&c->stats->stored, 1);
 	atomic_fetch_add(&c->stats->stored_bytes, norm.len);
 	goto out;
@@ -769,8 +775,10 @@ int mf_pipeline_run(struct mf_run_ctx *run, const struct mf_unit *u, struct mf_u
 		if (rc < 0 && mf_err_class(rc) == MF_CLASS_FOLDER) {
 			mf_log(MF_LOG_WARN, "event=folder-failed mailbox=%s reason=\"%s\"",
 			       c.mailbox_q, ferr.msg);
-			mf_buf_printf(&folder_errors, "%sfolder %s: %s", nfolder_errors ? "; " : "",
-				      name ? name : "?", ferr.msg);
+			if (mf_buf_printf(&folder_errors, "%sfolder %s: %s",
+					  nfolder_errors ? "; " : "", name ? name : "?",
+					  ferr.msg) < 0)
+				mf_log(MF_LOG_WARN, "event=out-of-memory what=folder-errors");
 			nfolder_errors++;
 			atomic_fetch_add(&stats->failed, 1);
 			rc = 0;
