@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <nettle/hmac.h>
 
+#include "../doubles/azure_sas.h"
 #include "../doubles/cloud_test.h"
 #include "engine/loop.h"
 #include "sinks/http/http.h"
@@ -47,25 +48,7 @@ static long raw(const char *method, const char *url, const char *sigv4, struct m
 /* A container service SAS (sv 2022-11-02 layout) minted here with the key. */
 static void make_sas(char *out, size_t n, const char *perms)
 {
-	const char *sv = "2022-11-02", *se = "2099-01-01T00:00:00Z";
-	struct mf_buf sts = {0}, sig = {0}, esc = {0}, ese = {0};
-	mf_buf_printf(&sts, "%s\n\n%s\n/blob/devstoreaccount1/mailarchive\n\n\n\n%s\nc\n\n\n\n\n\n\n", perms, se, sv);
-	unsigned char key[64];
-	size_t kl;
-	mf_http_unbase64(AZ_KEY, strlen(AZ_KEY), key, sizeof(key), &kl);
-	struct hmac_sha256_ctx ctx;
-	uint8_t mac[32];
-	hmac_sha256_set_key(&ctx, kl, key);
-	hmac_sha256_update(&ctx, sts.len, (const uint8_t *)sts.data);
-	hmac_sha256_digest(&ctx, 32, mac);
-	mf_http_base64(&sig, mac, 32);
-	mf_http_escape(&esc, sig.data, sig.len, false);
-	mf_http_escape(&ese, se, strlen(se), false);
-	snprintf(out, n, "sv=%s&sr=c&sp=%s&se=%s&sig=%s", sv, perms, ese.data, esc.data);
-	mf_buf_free(&sts);
-	mf_buf_free(&sig);
-	mf_buf_free(&esc);
-	mf_buf_free(&ese);
+	test_azure_sas(out, n, AZ_KEY, "mailarchive", "2022-11-02", perms);
 }
 
 struct hashes {
