@@ -21,7 +21,7 @@ for mode in greeting-endless close garbage endless; do
 	port=$(imapf_port $((DP + 40 + n * 2)))
 	python3 "$MF_SRC/tests/doubles/imap_bad_server.py" --port "$port" --mode "$mode" >"$T/$mode.srv.log" 2>&1 &
 	on_exit "kill $! 2>/dev/null"
-	for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+	wait_port "$port" 50 || true
 	imapf_manifest "$T/$mode.csv" "victim=victim"
 	imapf_job "$mode" "$mode.csv" "$port" "$DP" "[source] timeout = 5"
 	# all four at once: each one's retries take half a minute

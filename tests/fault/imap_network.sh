@@ -82,7 +82,12 @@ for p in s2 d2; do
 	stalls=$((stalls + s))
 	delayed=$((delayed + $(faultproxy_stat $p delayed_chunks)))
 done
-check "at least 8 connections dropped in all" test "$dropped" -ge 8
+# Which connection gets which scheduled fault depends on how many sessions
+# the run opens and in what order (helper sessions race), so the byte-level
+# phase can only promise that some fault fired; the IMAP-aware phase above
+# dropped exactly 4.
+check "the byte-level faults dropped at least one connection" test "$((dropped - 4))" -ge 1
+check "at least 5 connections dropped in all" test "$dropped" -ge 5
 
 echo "connections dropped: $dropped; stalls: $stalls; delayed chunks: $delayed; lost: $LOST_TOTAL; duplicated: $DUP_TOTAL"
 finish

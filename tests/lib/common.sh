@@ -102,6 +102,17 @@ cloud_start() {
 # A TCP fault proxy (tests/lib/faultproxy.py) in the background, stopped at
 # exit: faultproxy_start NAME LISTEN_PORT TARGET_PORT SCHEDULE [--loop]
 # Its counters: faultproxy_stat NAME KEY (KEY as in faultproxy.py's stats).
+# wait_port PORT [TRIES]: 0 once something accepts on 127.0.0.1:PORT
+# (TRIES x 50 ms, default 100), else 1.
+wait_port() {
+  local _
+  for _ in $(seq "${2:-100}"); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
 faultproxy_start() {
   local name=$1 listen=$2 target=$3 sched=$4
   shift 4
@@ -109,11 +120,7 @@ faultproxy_start() {
     --schedule "$sched" --stats "$T/$name.proxy.json" "$@" >"$T/$name.proxy.log" 2>&1 &
   echo $! >"$T/$name.proxy.pid"
   on_exit "kill $! 2>/dev/null"
-  local _
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$listen") 2>/dev/null && return 0
-    sleep 0.05
-  done
+  wait_port "$listen" 100 && return 0
   cat "$T/$name.proxy.log"
   return 1
 }

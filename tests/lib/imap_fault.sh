@@ -227,11 +227,7 @@ imapf_proxy() {
 		--stats "$T/$name.iproxy.json" "$@" >"$T/$name.iproxy.log" 2>&1 &
 	echo $! >"$T/$name.iproxy.pid"
 	on_exit "kill $! 2>/dev/null"
-	local _
-	for _ in $(seq 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$listen") 2>/dev/null && return 0
-		sleep 0.05
-	done
+	wait_port "$listen" 100 && return 0
 	cat "$T/$name.iproxy.log"
 	return 1
 }
