@@ -114,9 +114,7 @@ static void g_caps(const void *cfg, struct mf_sink_caps *caps)
 struct g_call {
 	struct g_snk *s;
 	const char *ctype;
-	const struct mf_item *item;
-	const char *fid;
-	char *found;
+	struct g_create *create;
 };
 
 static int g_prepare(void *arg, struct mf_http_req *req, struct mf_err *err)
@@ -146,9 +144,9 @@ static int g_prepare(void *arg, struct mf_http_req *req, struct mf_err *err)
 	    !(n = curl_slist_append(l, "Expect:")))
 		goto nomem;
 	l = n;
-	if (c->item && c->item->idem) {
+	if (c->create && c->create->item && c->create->item->idem) {
 		/* a GUID-shaped id derived from the idempotency key */
-		const char *i = c->item->idem;
+		const char *i = c->create->item->idem;
 		snprintf(line, sizeof(line), "client-request-id: %.8s-%.4s-%.4s-%.4s-%.12s", i, i + 8,
 			 i + 12, i + 16, i + 20);
 		if (strlen(i) >= 32) {
@@ -184,31 +182,29 @@ static int g_resolve(void *arg, struct mf_http_req *req, struct mf_err *err)
 {
 	(void)req;
 	struct g_call *c = arg;
+	return c->create->find(c->s, c->create, err);
+}
+
+int g_find_message(struct g_snk *s, struct g_create *c, struct mf_err *err)
+{
 	if (!c->item || !c->fid || !c->item->message_id)
 		return 0;
-	char id[G_ID_MAX];
-	int rc = g_lookup(c->s, c->fid, c->item, id, err);
-	if (rc == 1 && c->found)
-		snprintf(c->found, G_ID_MAX, "%s", id);
-	return rc;
+	return g_lookup(s, c->fid, c->item, c->found, err);
 }
 
 int g_request(struct g_snk *s, struct mf_http_req *req, const char *method, const char *url,
-	      const char *ctype, const struct mf_item *item, const char *fid, char *found,
-	      const long *ok, struct mf_err *err)
+	      const char *ctype, struct g_create *create, const long *ok, struct mf_err *err)
 {
-	struct g_call c = {.s = s, .ctype = ctype, .item = item, .fid = fid, .found = found};
+	struct g_call c = {.s = s, .ctype = ctype, .create = create};
 	req->method = method;
 	req->url = url;
 	req->limit = s->limit;
 	req->hooks.prepare = g_prepare;
 	req->hooks.reauth = g_reauth;
-	req->hooks.resolve = found ? g_resolve : NULL;
+	req->hooks.resolve = create && create->find ? g_resolve : NULL;
 	req->hooks.arg = &c;
-	req->create = found != NULL;
-	int rc = mf_http_send(req, ok, err);
-	/* the bearer token stays out of memory dumps as far as we can */
-	return rc;
+	req->create = create != NULL;
+	return mf_http_send(req, ok, err);
 }
 
 static int user_url(struct g_snk *s, struct mf_buf *u, const char *ver, const char *rest)
@@ -240,7 +236,7 @@ int g_lookup(struct g_snk *s, const char *fid, const struct mf_item *item, char 
 	    mf_buf_addstr(&u, "/messages?$select=id&$top=100&$filter=") < 0 ||
 	    mf_http_escape(&u, f.data, f.len, false) < 0)
 		goto out;
-	rc = g_request(s, &req, "GET", u.data, NULL, NULL, NULL, NULL, NULL, err);
+	rc = g_request(s, &req, "GET", u.data, NULL, NULL, NULL, err);
 	if (rc < 0) {
 		mf_err_prefix(err, "probe");
 		goto out;
@@ -300,18 +296,14 @@ static struct g_folder *cache_add(struct g_snk *s, const char *key, const char *
 	return f;
 }
 
-/* GET the collection at url and every page after it (@odata.nextLink),
- * handing each page's body [js, je) to `page`: its result < 0 stops with
- * that code, 1 stops early (returned), 0 goes on. `u` holds the first URL
- * and is reused. 0 when every page was seen. */
-static int get_pages(struct g_snk *s, struct mf_buf *u,
-		     int (*page)(void *arg, const char *js, const char *je), void *arg,
-		     struct mf_err *err)
+int g_get_pages(struct g_snk *s, struct mf_buf *u,
+		int (*page)(void *arg, const char *js, const char *je), void *arg,
+		struct mf_err *err)
 {
 	int rc = 0;
 	for (int n = 0; n < 1000000; n++) {
 		struct mf_http_req req = {0};
-		rc = g_request(s, &req, "GET", u->data, NULL, NULL, NULL, NULL, NULL, err);
+		rc = g_request(s, &req, "GET", u->data, NULL, NULL, NULL, err);
 		if (rc < 0) {
 			mf_http_req_free(&req);
 			return rc;
@@ -371,7 +363,7 @@ static int find_child(struct g_snk *s, const char *parent, const char *name, cha
 	    mf_buf_addstr(&u, "/childFolders?includeHiddenFolders=true") < 0)
 		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
 	else
-		rc = get_pages(s, &u, child_page, &c, err);
+		rc = g_get_pages(s, &u, child_page, &c, err);
 	mf_buf_free(&u);
 	return rc;
 }
@@ -392,7 +384,7 @@ static int create_child(struct g_snk *s, const char *parent, const char *name, c
 	}
 	req.body = b.data;
 	req.body_len = b.len;
-	rc = g_request(s, &req, "POST", u.data, "application/json", NULL, NULL, NULL, ok, err);
+	rc = g_request(s, &req, "POST", u.data, "application/json", NULL, ok, err);
 	if (rc < 0)
 		goto out;
 	if (req.status == 400 || req.status == 409) {
@@ -499,7 +491,7 @@ static int patch_flags(struct g_snk *s, const char *id, unsigned flags, struct m
 	}
 	req.body = b.data;
 	req.body_len = b.len;
-	rc = g_request(s, &req, "PATCH", u.data, "application/json", NULL, NULL, NULL, NULL, err);
+	rc = g_request(s, &req, "PATCH", u.data, "application/json", NULL, NULL, err);
 	if (rc < 0)
 		mf_err_prefix(err, "set read/flag state");
 out:
@@ -515,7 +507,7 @@ static int import_mime(struct g_snk *s, const char *fid, const struct mf_item *i
 	static const long ok[] = {413, 0};
 	struct mf_buf u = {0}, b = {0};
 	struct mf_http_req req = {0};
-	char found[G_ID_MAX] = "";
+	struct g_create cr = {.find = g_find_message, .item = item, .fid = fid};
 	int rc;
 	if (user_url(s, &u, "beta", "/mailFolders/") < 0 ||
 	    mf_http_escape(&u, fid, strlen(fid), false) < 0 || mf_buf_addstr(&u, "/importMime") < 0 ||
@@ -526,7 +518,7 @@ static int import_mime(struct g_snk *s, const char *fid, const struct mf_item *i
 	req.body = b.data;
 	req.body_len = b.len;
 	req.timeout_ms = 300000;
-	rc = g_request(s, &req, "POST", u.data, "text/plain", item, fid, found, ok, err);
+	rc = g_request(s, &req, "POST", u.data, "text/plain", &cr, ok, err);
 	if (rc < 0)
 		goto out;
 	if (req.status == 413) {
@@ -534,7 +526,7 @@ static int import_mime(struct g_snk *s, const char *fid, const struct mf_item *i
 		goto out;
 	}
 	if (req.resolved) {
-		snprintf(id, G_ID_MAX, "%s", found);
+		snprintf(id, G_ID_MAX, "%s", cr.found);
 	} else if (mf_json_get_str(req.resp.data, req.resp.data + req.resp.len, "id", id, G_ID_MAX) < 0) {
 		rc = mf_http_fail(&req, MF_EPROTO, err, "importMime: no id in the answer");
 		goto out;
@@ -547,6 +539,11 @@ out:
 	return rc;
 }
 
+bool g_goes_json(const struct g_snk *s, const struct mf_item *item)
+{
+	return s->cfg->mode == G_MODE_JSON || (item->len + 2) / 3 * 4 > G_MAX_REQUEST;
+}
+
 static int g_store(void *snk, void *fh, const struct mf_item *item, char sink_id[MF_SINK_ID_MAX],
 		   struct mf_err *err)
 {
@@ -557,8 +554,7 @@ static int g_store(void *snk, void *fh, const struct mf_item *item, char sink_id
 	if (item->len > G_MAX_MESSAGE)
 		return mf_err_set(err, MF_ETOOBIG, "message of %zu bytes is over Graph's 150 MB limit",
 				  item->len);
-	size_t b64 = (item->len + 2) / 3 * 4;
-	if (s->cfg->mode == G_MODE_IMPORT && b64 <= G_MAX_REQUEST) {
+	if (!g_goes_json(s, item)) {
 		rc = import_mime(s, f->id, item, id, err);
 		if (rc == 1) {
 			mf_log(MF_LOG_INFO, "event=graph_json_fallback mailbox=%s size=%zu reason=413",
@@ -584,6 +580,9 @@ static int g_probe(void *snk, void *fh, const struct mf_item *item, char sink_id
 	struct g_folder *f = fh;
 	char id[G_ID_MAX];
 	int rc = g_lookup(s, f->id, item, id, err);
+	/* a JSON-made message is whole only with all its attachments */
+	if (rc == 1 && g_goes_json(s, item))
+		rc = g_json_check_whole(s, item, id, err);
 	if (rc == 1)
 		snprintf(sink_id, MF_SINK_ID_MAX, "%s", id);
 	return rc;
@@ -644,7 +643,7 @@ static int g_message_ids(void *snk, void *fh, int (*cb)(void *arg, const char *m
 	    mf_buf_addstr(&u, "/messages?$select=internetMessageId&$top=" G_LIST_TOP) < 0)
 		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
 	else
-		rc = get_pages(s, &u, id_page, &l, err);
+		rc = g_get_pages(s, &u, id_page, &l, err);
 	mf_buf_free(&u);
 	return rc;
 }

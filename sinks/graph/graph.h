@@ -46,13 +46,35 @@ struct g_snk {
 	char token[G_TOKEN_MAX]; /* secret: the token the last request used */
 };
 
+/* What a create would have made, so that an ambiguous failure (timeout, cut
+ * connection, 5xx) can be resolved by looking before sending again: `find`
+ * returns 1 = it is there (its id in `found`), 0 = not there, < 0 = error. */
+struct g_create {
+	int (*find)(struct g_snk *s, struct g_create *c, struct mf_err *err);
+	const struct mf_item *item; /* a message (also names the client-request-id) */
+	const char *fid;            /* ... in this folder */
+	const char *msg_id;         /* an attachment: msg_id holds more than */
+	size_t index;               /* `index` attachments once it landed */
+	char found[G_ID_MAX];
+};
+
+/* find for a message: g_lookup of c->item in c->fid. */
+int g_find_message(struct g_snk *s, struct g_create *c, struct mf_err *err);
+
 /* One Graph request with bearer auth and the mailbox limit. `ctype` NULL =
- * no body type; `item`/`fid` make a create resolvable by lookup (ambiguous
- * failures). On success with req->resolved, *found holds the looked-up id.
- * Returns as mf_http_send. */
+ * no body type; `create` non-NULL makes it a create resolved by
+ * create->find after ambiguous failures (then req->resolved is set on
+ * success and create->found holds the id). Returns as mf_http_send. */
 int g_request(struct g_snk *s, struct mf_http_req *req, const char *method, const char *url,
-	      const char *ctype, const struct mf_item *item, const char *fid, char *found,
-	      const long *ok, struct mf_err *err);
+	      const char *ctype, struct g_create *create, const long *ok, struct mf_err *err);
+
+/* GET the collection at u and every page after it (@odata.nextLink, same
+ * service only), handing each page's body [js, je) to `page`: its result
+ * < 0 stops with that code, 1 stops early (returned), 0 goes on. `u` holds
+ * the first URL and is reused. 0 when every page was seen. */
+int g_get_pages(struct g_snk *s, struct mf_buf *u,
+		int (*page)(void *arg, const char *js, const char *je), void *arg,
+		struct mf_err *err);
 
 /* Find the (item->dup + 1)-th message with item->message_id in folder fid:
  * 1 (id filled), 0, or a negative code. */
@@ -60,8 +82,20 @@ int g_lookup(struct g_snk *s, const char *fid, const struct mf_item *item, char 
 	     struct mf_err *err);
 
 /* The JSON path: create the message in fid as JSON (non-draft, dates,
- * flags), then its attachments (inline or by upload session). */
+ * flags), then its attachments (inline or by upload session). A message
+ * found after an ambiguous create gets the attachments it lacks; one whose
+ * attachments fail is deleted again. */
 int g_store_json(struct g_snk *s, const char *fid, const struct mf_item *item, char id[G_ID_MAX],
 		 struct mf_err *err);
+
+/* Is message `id`, found by Message-ID, whole as the JSON path makes
+ * `item` (all its attachments there)? 1 yes; 0 no: it was left half-made
+ * by a run that died, and is deleted so that a store makes it again; < 0
+ * error. */
+int g_json_check_whole(struct g_snk *s, const struct mf_item *item, const char *id,
+		       struct mf_err *err);
+
+/* Does `item` go the JSON way (mode json, or too big for importMime)? */
+bool g_goes_json(const struct g_snk *s, const struct mf_item *item);
 
 #endif

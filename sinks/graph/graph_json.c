@@ -153,8 +153,57 @@ static bool attachment_name(const unsigned char *p, const struct mf_part *pt, ch
 	return strncmp(pt->type, "text/", 5) != 0 && pt->type[0] != '\0';
 }
 
-static int add_attachment(struct g_snk *s, const char *msg_id, const char *name, const char *ctype,
-			  const unsigned char *data, size_t len, struct mf_err *err)
+/* How many attachments message msg_id holds now, into *n. 0 or < 0. */
+static int count_attachments(struct g_snk *s, const char *msg_id, size_t *n, struct mf_err *err);
+
+/* find for an attachment create: it landed if the message now holds more
+ * than c->index attachments (they are added one at a time, in order). */
+static int find_attachment(struct g_snk *s, struct g_create *c, struct mf_err *err)
+{
+	size_t n;
+	int rc = count_attachments(s, c->msg_id, &n, err);
+	return rc < 0 ? rc : n > c->index;
+}
+
+/* One chunk of an upload session, for its resolve hook. */
+struct chunk {
+	struct g_snk *s;
+	const char *upload; /* the session's pre-authenticated URL */
+	size_t end;         /* the chunk is [.., end) */
+	bool last;          /* its landing makes the attachment */
+	struct g_create att;
+};
+
+/* After an ambiguous chunk PUT: did it land? The session says where it
+ * stands (nextExpectedRanges); after the last chunk there is no session
+ * any more, but the attachment. 1 landed, 0 send again, < 0 error. */
+static int chunk_landed(void *arg, struct mf_http_req *req, struct mf_err *err)
+{
+	(void)req;
+	struct chunk *ck = arg;
+	if (ck->last)
+		return find_attachment(ck->s, &ck->att, err);
+	struct mf_http_req get = {.method = "GET", .url = ck->upload, .limit = ck->s->limit};
+	int rc = mf_http_send(&get, NULL, err);
+	if (rc == 0) {
+		const char *js = get.resp.data, *je = js + get.resp.len, *ve, *ee;
+		const char *v = mf_json_member(js, je, "nextExpectedRanges", &ve);
+		const char *e = v ? mf_json_array_first(v, ve, &ee) : NULL;
+		char range[64];
+		if (!e || mf_json_string(e, ee, range, sizeof(range)) < 0)
+			rc = mf_http_fail(&get, MF_EPROTO, err, "upload session: no nextExpectedRanges");
+		else
+			rc = strtoull(range, NULL, 10) >= ck->end;
+	}
+	mf_http_req_free(&get);
+	if (rc < 0)
+		mf_err_prefix(err, "upload session state");
+	return rc;
+}
+
+/* Add attachment number `index` (0-based, in MIME order) to msg_id. */
+static int add_attachment(struct g_snk *s, const char *msg_id, size_t index, const char *name,
+			  const char *ctype, const unsigned char *data, size_t len, struct mf_err *err)
 {
 	struct mf_buf u = {0}, b = {0};
 	struct mf_http_req req = {0};
@@ -173,7 +222,8 @@ static int add_attachment(struct g_snk *s, const char *msg_id, const char *name,
 			goto nomem;
 		req.body = b.data;
 		req.body_len = b.len;
-		rc = g_request(s, &req, "POST", u.data, "application/json", NULL, NULL, NULL, NULL, err);
+		struct g_create cr = {.find = find_attachment, .msg_id = msg_id, .index = index};
+		rc = g_request(s, &req, "POST", u.data, "application/json", &cr, NULL, err);
 		goto out;
 	}
 	/* upload session */
@@ -185,7 +235,7 @@ static int add_attachment(struct g_snk *s, const char *msg_id, const char *name,
 		goto nomem;
 	req.body = b.data;
 	req.body_len = b.len;
-	rc = g_request(s, &req, "POST", u.data, "application/json", NULL, NULL, NULL, NULL, err);
+	rc = g_request(s, &req, "POST", u.data, "application/json", NULL, NULL, err);
 	if (rc < 0)
 		goto out;
 	char upload[4096];
@@ -197,8 +247,11 @@ static int add_attachment(struct g_snk *s, const char *msg_id, const char *name,
 	for (size_t off = 0; off < len;) {
 		size_t n = len - off < G_CHUNK ? len - off : G_CHUNK;
 		char cr[128];
+		struct chunk ck = {.s = s, .upload = upload, .end = off + n, .last = off + n == len,
+				   .att = {.msg_id = msg_id, .index = index}};
 		struct mf_http_req put = {.method = "PUT", .url = upload, .body = data + off, .body_len = n,
-					  .limit = s->limit};
+					  .limit = s->limit, .create = true,
+					  .hooks = {.resolve = chunk_landed, .arg = &ck}};
 		snprintf(cr, sizeof(cr), "Content-Range: bytes %zu-%zu/%zu", off, off + n - 1, len);
 		/* pre-authenticated URL: no Authorization header */
 		put.headers = curl_slist_append(NULL, cr);
@@ -230,36 +283,157 @@ out:
 	return rc;
 }
 
-static void delete_message(struct g_snk *s, const char *id)
+/* Delete message id (gone already is fine). 0 or < 0. */
+static int delete_message(struct g_snk *s, const char *id, struct mf_err *err)
 {
 	struct mf_buf u = {0};
 	struct mf_http_req req = {0};
-	struct mf_err e = {0};
 	static const long ok[] = {404, 0};
+	int rc = MF_ENOMEM;
 	if (mf_buf_printf(&u, "%s/v1.0/users/%s/messages/", s->cfg->graph_url, s->mbx_esc) == 0 &&
 	    mf_http_escape(&u, id, strlen(id), false) == 0)
-		g_request(s, &req, "DELETE", u.data, NULL, NULL, NULL, NULL, ok, &e);
+		rc = g_request(s, &req, "DELETE", u.data, NULL, NULL, ok, err);
+	else
+		mf_err_set(err, rc, "out of memory");
 	mf_buf_free(&u);
 	mf_http_req_free(&req);
+	if (rc < 0)
+		mf_err_prefix(err, "delete a half-made message");
+	return rc;
+}
+
+static int count_page(void *arg, const char *js, const char *je)
+{
+	size_t *n = arg;
+	const char *ve, *ee;
+	const char *v = mf_json_member(js, je, "value", &ve);
+	for (const char *e = v ? mf_json_array_first(v, ve, &ee) : NULL; e;
+	     e = mf_json_array_next(ee, ve, &ee))
+		++*n;
+	return 0;
+}
+
+static int count_attachments(struct g_snk *s, const char *msg_id, size_t *n, struct mf_err *err)
+{
+	struct mf_buf u = {0};
+	*n = 0;
+	if (mf_buf_printf(&u, "%s/v1.0/users/%s/messages/", s->cfg->graph_url, s->mbx_esc) < 0 ||
+	    mf_http_escape(&u, msg_id, strlen(msg_id), false) < 0 ||
+	    mf_buf_addstr(&u, "/attachments?$select=id") < 0) {
+		mf_buf_free(&u);
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	}
+	int rc = g_get_pages(s, &u, count_page, n, err);
+	mf_buf_free(&u);
+	if (rc < 0)
+		mf_err_prefix(err, "count attachments");
+	return rc;
+}
+
+/* The message as the JSON path sees it: its parts, the body part (-1 if
+ * none) and which leaves become attachments. */
+struct plan {
+	struct mf_part *parts;
+	size_t np;
+	ssize_t body;
+	size_t natt;
+};
+
+static bool is_attachment(const unsigned char *p, const struct plan *pl, size_t i, char *name, size_t n)
+{
+	return (ssize_t)i != pl->body && pl->parts[i].leaf && i != 0 &&
+	       attachment_name(p, &pl->parts[i], name, n);
+}
+
+static int plan_parts(const struct mf_item *item, struct plan *pl, struct mf_err *err)
+{
+	const unsigned char *p = item->data;
+	char aname[256];
+	memset(pl, 0, sizeof(*pl));
+	pl->body = -1;
+	if (mf_mime_parse(p, item->len, &pl->parts, &pl->np) < 0 || pl->np == 0)
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	/* body: the first text/html leaf, else the first text/plain leaf */
+	for (size_t i = 0; i < pl->np; i++) {
+		const struct mf_part *pt = &pl->parts[i];
+		if (!pt->leaf || attachment_name(p, pt, aname, sizeof(aname)))
+			continue;
+		if (strcmp(pt->type, "text/html") == 0) {
+			pl->body = (ssize_t)i;
+			break;
+		}
+		if (pl->body < 0 && (strcmp(pt->type, "text/plain") == 0 || pt->type[0] == '\0'))
+			pl->body = (ssize_t)i;
+	}
+	for (size_t i = 0; i < pl->np; i++)
+		pl->natt += is_attachment(p, pl, i, aname, sizeof(aname));
+	return 0;
+}
+
+/* Add the attachments from number `from` on to message id. */
+static int add_attachments(struct g_snk *s, const char *id, const struct mf_item *item,
+			   const struct plan *pl, size_t from, struct mf_err *err)
+{
+	const unsigned char *p = item->data;
+	char aname[256];
+	size_t k = 0;
+	for (size_t i = 0; i < pl->np; i++) {
+		if (!is_attachment(p, pl, i, aname, sizeof(aname)) || k++ < from)
+			continue;
+		const struct mf_part *pt = &pl->parts[i];
+		struct mf_out data = {0};
+		int rc;
+		mf_mime_decode_body(p, pt, &data);
+		if (data.err)
+			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		else
+			rc = add_attachment(s, id, k - 1, aname,
+					    pt->type[0] ? pt->type : "application/octet-stream",
+					    (const unsigned char *)data.b.data, data.b.len, err);
+		mf_out_free(&data);
+		if (rc < 0) {
+			mf_err_prefix(err, "attachment '%s'", aname);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+int g_json_check_whole(struct g_snk *s, const struct mf_item *item, const char *id,
+		       struct mf_err *err)
+{
+	struct plan pl;
+	size_t have = 0;
+	int rc = plan_parts(item, &pl, err);
+	if (rc == 0 && pl.natt > 0)
+		rc = count_attachments(s, id, &have, err);
+	if (rc == 0) {
+		rc = have >= pl.natt;
+		if (!rc) {
+			mf_log(MF_LOG_WARN,
+			       "event=graph_half_made mailbox=%s attachments=%zu/%zu note=\"deleted, to be stored again\"",
+			       s->mailbox, have, pl.natt);
+			rc = delete_message(s, id, err);
+		}
+	}
+	free(pl.parts);
+	return rc;
 }
 
 int g_store_json(struct g_snk *s, const char *fid, const struct mf_item *item, char id[G_ID_MAX],
 		 struct mf_err *err)
 {
 	const unsigned char *p = item->data;
-	struct mf_part *parts = NULL;
-	size_t np = 0;
+	struct plan pl;
 	struct mf_buf b = {0}, u = {0};
 	struct mf_out body = {0};
 	struct mf_http_req req = {0};
 	char *subject = NULL, *from = NULL, *to = NULL, *cc = NULL, *date = NULL;
-	char found[G_ID_MAX] = "";
-	int rc;
-	if (mf_mime_parse(p, item->len, &parts, &np) < 0 || np == 0) {
-		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+	struct g_create cr = {.find = g_find_message, .item = item, .fid = fid};
+	int rc = plan_parts(item, &pl, err);
+	if (rc < 0)
 		goto out;
-	}
-	size_t hlen = parts[0].hend - parts[0].start;
+	size_t hlen = pl.parts[0].hend - pl.parts[0].start;
 	subject = hdr(p, hlen, "Subject");
 	from = hdr(p, hlen, "From");
 	to = hdr(p, hlen, "To");
@@ -269,21 +443,9 @@ int g_store_json(struct g_snk *s, const char *fid, const struct mf_item *item, c
 		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
 		goto out;
 	}
-	/* body: the first text/html leaf, else the first text/plain leaf */
-	ssize_t bi = -1;
-	char aname[256];
-	for (size_t i = 0; i < np; i++) {
-		if (!parts[i].leaf || attachment_name(p, &parts[i], aname, sizeof(aname)))
-			continue;
-		if (strcmp(parts[i].type, "text/html") == 0) {
-			bi = (ssize_t)i;
-			break;
-		}
-		if (bi < 0 && (strcmp(parts[i].type, "text/plain") == 0 || parts[i].type[0] == '\0'))
-			bi = (ssize_t)i;
-	}
+	ssize_t bi = pl.body;
 	if (bi >= 0)
-		mf_mime_decode_body(p, &parts[bi], &body);
+		mf_mime_decode_body(p, &pl.parts[bi], &body);
 	char recv[32], sent[32];
 	iso_time(item->idate, recv, sizeof(recv));
 	time_t dt = date[0] ? curl_getdate(date, NULL) : -1;
@@ -291,7 +453,7 @@ int g_store_json(struct g_snk *s, const char *fid, const struct mf_item *item, c
 	if (mf_buf_addstr(&b, "{\"subject\":") < 0 ||
 	    quote_text(&b, (const unsigned char *)subject, strlen(subject)) < 0 ||
 	    mf_buf_printf(&b, ",\"body\":{\"contentType\":\"%s\",\"content\":",
-			  bi >= 0 && strcmp(parts[bi].type, "text/html") == 0 ? "html" : "text") < 0 ||
+			  bi >= 0 && strcmp(pl.parts[bi].type, "text/html") == 0 ? "html" : "text") < 0 ||
 	    quote_text(&b, (const unsigned char *)(body.b.data ? body.b.data : ""), body.b.len) < 0 ||
 	    mf_buf_addstr(&b, "},\"from\":") < 0)
 		goto nomem;
@@ -333,44 +495,29 @@ int g_store_json(struct g_snk *s, const char *fid, const struct mf_item *item, c
 		goto nomem;
 	req.body = b.data;
 	req.body_len = b.len;
-	rc = g_request(s, &req, "POST", u.data, "application/json", item, fid, found, NULL, err);
+	rc = g_request(s, &req, "POST", u.data, "application/json", &cr, NULL, err);
 	if (rc < 0)
 		goto out;
 	if (req.resolved)
-		snprintf(id, G_ID_MAX, "%s", found);
+		snprintf(id, G_ID_MAX, "%s", cr.found);
 	else if (mf_json_get_str(req.resp.data, req.resp.data + req.resp.len, "id", id, G_ID_MAX) < 0) {
 		rc = mf_http_fail(&req, MF_EPROTO, err, "create message: no id");
 		goto out;
 	}
-	/* attachments; on failure the half-made message goes away again so
-	 * that a probe does not take it for stored */
-	for (size_t i = 0; i < np && !req.resolved; i++) {
-		if ((ssize_t)i == bi || !parts[i].leaf || i == 0)
-			continue;
-		if (!attachment_name(p, &parts[i], aname, sizeof(aname)))
-			continue;
-		struct mf_out data = {0};
-		mf_mime_decode_body(p, &parts[i], &data);
-		if (data.err) {
-			mf_out_free(&data);
-			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
-		} else {
-			rc = add_attachment(s, id, aname, parts[i].type[0] ? parts[i].type : "application/octet-stream",
-					    (const unsigned char *)data.b.data, data.b.len, err);
-			mf_out_free(&data);
-		}
-		if (rc < 0) {
-			mf_err_prefix(err, "attachment '%s'", aname);
-			delete_message(s, id);
-			goto out;
-		}
+	/* attachments (a message found after an ambiguous create is the one
+	 * this create made, with none yet); on failure the half-made message
+	 * goes away again so that a probe does not take it for stored */
+	if ((rc = add_attachments(s, id, item, &pl, 0, err)) < 0) {
+		struct mf_err e2 = {0};
+		delete_message(s, id, &e2);
+		goto out;
 	}
 	rc = 0;
 	goto out;
 nomem:
 	rc = mf_err_set(err, MF_ENOMEM, "out of memory");
 out:
-	free(parts);
+	free(pl.parts);
 	free(subject);
 	free(from);
 	free(to);

@@ -2,7 +2,9 @@
 """cloud_list.py KIND ... - print one line per stored message, for tests.
   azure URL_CONTAINER ACCOUNT KEY   blob names (Shared Key signed List Blobs)
   s3 URL_BUCKET                     object keys (s3rver does not check signatures)
-  graph PORT                        "mailbox<TAB>folder<TAB>internetMessageId" from the Graph double
+  graph PORT                        "mailbox<TAB>folder<TAB>internetMessageId<TAB>content" from
+                                    the Graph double; content = sha256 of the imported MIME, or
+                                    for a JSON-made message of its subject, body and attachments
 """
 import base64, hashlib, hmac, json, re, sys, urllib.parse, urllib.request
 from email.utils import formatdate
@@ -46,7 +48,13 @@ def graph(port):
     s = json.load(urllib.request.urlopen("http://127.0.0.1:%s/_state" % port))
     for mbx, mb in sorted(s["mailboxes"].items()):
         for m in mb["messages"].values():
-            print("%s\t%s\t%s" % (mbx, m["parentFolderId"], m["internetMessageId"]))
+            if m.get("sha256"):
+                content = m["sha256"]
+            else:
+                parts = [m.get("subject") or "", json.dumps(m.get("body"), sort_keys=True)]
+                parts += ["%s:%s:%s" % (a["name"], a["size"], a["sha256"]) for a in m.get("attachments", [])]
+                content = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+            print("%s\t%s\t%s\t%s" % (mbx, m["parentFolderId"], m["internetMessageId"], content))
 
 if __name__ == "__main__":
     {"azure": azure, "s3": s3, "graph": graph}[sys.argv[1]](*sys.argv[2:])

@@ -13,6 +13,7 @@ It behaves as ../shared/docs/cloud-sinks.md describes the real service:
   POST /v1.0/users/{m}/mailFolders/{id}/messages       JSON create honouring Integer 0x0E07 etc.;
                                                         text/plain there -> 400 UnableToDeserializePostBody
   POST /v1.0/users/{m}/messages/{id}/attachments       fileAttachment (< 3 MB)
+  GET  /v1.0/users/{m}/messages/{id}/attachments       [{id, name, size}] in the order added
   POST .../attachments/createUploadSession             3..150 MB; uploadUrl carries ?authtoken=
   PUT  /upload/{sid}?authtoken=...                     chunks <= 4 MiB, in order, Content-Range
   PATCH /v1.0/users/{m}/messages/{id}                  isRead, flag (0x0E07 changes ignored)
@@ -24,6 +25,11 @@ It behaves as ../shared/docs/cloud-sinks.md describes the real service:
   --fail-before N: every Nth create gets 503 (Retry-After: 1) before storing.
   --expire-early K: every Kth Graph request finds its token expired (401).
   --fail-after M:  every Mth create is stored, then answered 504 (the ambiguous case).
+  --fail-attach-after K: every Kth attachment POST or upload chunk PUT is taken,
+                   then answered 504 (an attachment or chunk that landed unheard).
+  GET /upload/{sid}?authtoken=...                     the session's nextExpectedRanges
+  A request whose body is cut short is never acted on (no Content-Length on a
+  request with a body -> 411), as with any real HTTP server.
   GET /_state (no auth): everything, as JSON, for the tests' checks.
 """
 import argparse, base64, hashlib, json, re, threading, time, urllib.parse
@@ -96,8 +102,15 @@ class H(BaseHTTPRequestHandler):
                                    "innerError": {"request-id": "rid-%d" % S["requests"]}}}, headers)
 
     def body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
+        """The request body, or None when the request is not whole: like a
+        real server, a body cut short (the client or the network went away)
+        is never acted on, and a request with a body needs Content-Length."""
+        n = self.headers.get("Content-Length")
+        if n is None:
+            return b"" if self.command in ("GET", "DELETE", "HEAD") else None
+        n = int(n)
+        data = self.rfile.read(n) if n else b""
+        return data if len(data) == n else None
 
     def do_GET(self): self.route("GET")
     def do_POST(self): self.route("POST")
@@ -112,13 +125,18 @@ class H(BaseHTTPRequestHandler):
         path = urllib.parse.unquote(u.path)
         q = urllib.parse.parse_qs(u.query)
         data = self.body()
+        if data is None:
+            self.close_connection = True
+            if self.headers.get("Content-Length") is None:
+                self.err(411, "LengthRequired", "Content-Length is required")
+            return
         if path == "/_state":
             with LOCK:
                 return self.send(200, {k: v for k, v in S.items() if k not in ("tokens", "uploads")})
         m = re.match(r"^/([^/]+)/oauth2/v2\.0/token$", path)
         if m and method == "POST":
             return self.token(m.group(1), data)
-        if path.startswith("/upload/") and method == "PUT":
+        if path.startswith("/upload/") and method in ("PUT", "GET"):
             return self.upload(path[8:], q, data)
         m = re.match(r"^/(v1\.0|beta)/users/([^/]+)(/.*)$", path)
         if not m:
@@ -179,6 +197,15 @@ class H(BaseHTTPRequestHandler):
             S["r504"] += 1
             return "after"
         return None
+
+    def attach_fault(self):
+        """Called under LOCK for every attachment POST and chunk PUT: True =
+        take it, then answer 504."""
+        S["attach_ops"] = S.get("attach_ops", 0) + 1
+        if A.fail_attach_after and S["attach_ops"] % A.fail_attach_after == 0:
+            S["r504"] += 1
+            return True
+        return False
 
     def store(self, mb, fid, mime, msg):
         mid = nid("msg")
@@ -311,7 +338,15 @@ class H(BaseHTTPRequestHandler):
             raw = base64.b64decode(j.get("contentBytes", ""))
             msg["attachments"].append({"name": j.get("name"), "size": len(raw),
                                        "sha256": hashlib.sha256(raw).hexdigest()})
+            if self.attach_fault():
+                return self.err(504, "GatewayTimeout", "gateway timeout")
             return self.send(201, {"id": nid("att"), "name": j.get("name")})
+        if m and method == "GET":
+            msg = mb["messages"].get(m.group(1))
+            if not msg:
+                return self.err(404, "ErrorItemNotFound", "not found")
+            return self.send(200, {"value": [{"id": "att-%d" % i, "name": a["name"], "size": a["size"]}
+                                             for i, a in enumerate(msg["attachments"])]})
         m = re.match(r"^/messages/([^/]+)/attachments/createUploadSession$", rest)
         if m and method == "POST":
             msg = mb["messages"].get(m.group(1))
@@ -356,6 +391,8 @@ class H(BaseHTTPRequestHandler):
                 return self.err(401, "InvalidAuthenticationToken", "bad upload token")
             if self.headers.get("Authorization"):
                 return self.err(400, "BadRequest", "upload URLs take no Authorization header")
+            if self.command == "GET":
+                return self.send(200, {"nextExpectedRanges": ["%d-" % up["got"]]})
             cr = re.match(r"^bytes (\d+)-(\d+)/(\d+)$", self.headers.get("Content-Range", ""))
             if not cr or int(cr.group(1)) != up["got"] or int(cr.group(3)) != up["size"]:
                 return self.err(416, "InvalidRange", "expected %d" % up["got"])
@@ -363,11 +400,16 @@ class H(BaseHTTPRequestHandler):
                 return self.err(413, "RequestBodyTooLarge", "chunk too big or wrong length")
             up["h"].update(data)
             up["got"] += len(data)
+            lost = self.attach_fault()
             if up["got"] < up["size"]:
+                if lost:
+                    return self.err(504, "GatewayTimeout", "gateway timeout")
                 return self.send(200, {"nextExpectedRanges": ["%d-" % up["got"]]})
             msg = S["mailboxes"][up["mbx"]]["messages"][up["msg"]]
             msg["attachments"].append({"name": up["name"], "size": up["size"], "sha256": up["h"].hexdigest()})
             del S["uploads"][sid]
+            if lost:
+                return self.err(504, "GatewayTimeout", "gateway timeout")
             return self.send(201, None, {"Location": "http://127.0.0.1/attachments/" + sid})
 
 
@@ -384,6 +426,7 @@ def main():
     p.add_argument("--latency", type=int, default=0, help="ms per Graph request")
     p.add_argument("--fail-before", type=int, default=0)
     p.add_argument("--fail-after", type=int, default=0)
+    p.add_argument("--fail-attach-after", type=int, default=0)
     p.add_argument("--expire-early", type=int, default=0, help="every Nth request expires its token")
     p.add_argument("--folder-race", action="store_true")
     p.add_argument("--verbose", action="store_true")

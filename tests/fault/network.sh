@@ -9,7 +9,8 @@
 # run is tried (the HTTP core retries by itself); reruns (at most 4) only if
 # it does not finish.
 # MF_SOAK=1 adds: a stall longer than the HTTP timeout (300 s) and longer,
-# denser fault schedules.
+# denser fault schedules. NET_ONLY=REGEX runs only the variants whose
+# "sink-name" matches (to repeat one while debugging).
 source "$MF_SRC/tests/lib/common.sh"
 
 PST=$(pst_dir)
@@ -36,13 +37,14 @@ sink_conf() { # sink_conf SINK PORT TARGET
 }
 # The target's contents, one line per stored object, independent of mailferry's
 # state: blob/object names (deterministic: mailbox/folder/sha256[-N].eml),
-# or for Graph "mailbox<TAB>internetMessageId" (folder ids are random), with
+# or for Graph "mailbox<TAB>internetMessageId<TAB>content hash" (folder ids
+# are random; the hash catches a message stored cut short), with
 # the run's mailbox prefix TARGET removed so that runs compare.
 listing() { # listing SINK TARGET
   case $1 in
   azure-blob) python3 "$MF_SRC/tests/doubles/cloud_list.py" azure "http://127.0.0.1:$AZURITE_PORT/devstoreaccount1/$2" devstoreaccount1 "$AZ_KEY" | sed "s#^$2-##" ;;
   s3) python3 "$MF_SRC/tests/doubles/cloud_list.py" s3 "http://127.0.0.1:$S3RVER_PORT/net" | { grep "^$2/" || true; } | sed "s#^$2/$2-##" ;;
-  graph) python3 "$MF_SRC/tests/doubles/cloud_list.py" graph "$GRAPH_PORT" | { grep "^$2-" || true; } | cut -f1,3 | sed "s#^$2-##" ;;
+  graph) python3 "$MF_SRC/tests/doubles/cloud_list.py" graph "$GRAPH_PORT" | { grep "^$2-" || true; } | cut -f1,3,4 | sed "s#^$2-##" ;;
   esac | sort
 }
 job() { # job DIR SINK PORT TARGET
@@ -70,6 +72,7 @@ total_dropped=0 total_stalled=0 total_refused=0 total_conns=0 total_retries=0
 faulty() {
   local sink=$1 name=$2 sched=$3
   shift 3
+  [[ -z ${NET_ONLY:-} || $sink-$name =~ $NET_ONLY ]] || return 0
   local tgt=$name D=$T/$sink-$name rc runs=0
   job "$D" "$sink" "$(proxy_port "$sink")" "$tgt"
   faultproxy_start "$sink-$name" "$(proxy_port "$sink")" "$(server_port "$sink")" "$sched" "$@" ||
