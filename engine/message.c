@@ -1,5 +1,6 @@
 /* message.c - folder paths and message helpers. */
 #include "message.h"
+#include "spill.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -140,7 +141,7 @@ const char *mf_role_name(enum mf_role r)
 
 void mf_msg_clear(struct mf_msg *m)
 {
-	free(m->data);
+	mf_bytes_free(m->data);
 	m->data = NULL;
 	m->len = 0;
 }

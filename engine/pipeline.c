@@ -10,6 +10,7 @@
 #include "normalize/normalize.h"
 #include "strmap.h"
 #include "util.h"
+#include "spill.h"
 
 #define MAX_ATTEMPTS 6
 #define MAX_THROTTLE_WAITS 30
@@ -432,7 +433,7 @@ failed:
 	}
 out:
 	free(message_id);
-	free(norm.data);
+	mf_bytes_free(norm.data);
 	mf_msg_clear(&msg);
 	budget_give(&c->run->budget, held);
 	return rc;

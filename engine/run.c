@@ -16,6 +16,7 @@
 #include "loop.h"
 #include "pipeline.h"
 #include "stats.h"
+#include "spill.h"
 #include "util.h"
 
 struct worker {
@@ -337,6 +338,14 @@ int mf_run(struct mf_job *job, const struct mf_run_opts *opts)
 	}
 	if (take_lock(job->state_path, &lock_fd, stderr) < 0)
 		return MF_EXIT_USAGE;
+	/* big messages spill next to the state: a disk the admin chose, not
+	 * a /tmp that may be a small tmpfs */
+	char *sd = strdup(job->state_path);
+	if (sd) {
+		char *slash = strrchr(sd, '/');
+		mf_spill_set_dir(slash ? (slash == sd ? "/" : (*slash = '\0', sd)) : ".");
+		free(sd);
+	}
 	struct sched s = {.job = job, .progress = opts->progress, .started_ms = mf_now_ms()};
 	struct mf_err err = {0};
 	int exit_code = MF_EXIT_OK;

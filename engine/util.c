@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "spill.h"
 
 void mf_sha256(const void *data, size_t len, unsigned char out[MF_SHA256_LEN])
 {
@@ -136,7 +137,16 @@ static int reserve(struct mf_buf *b, size_t extra)
 	size_t cap = b->cap ? b->cap : 256;
 	while (cap < b->len + extra + 1)
 		cap *= 2;
-	char *grown = realloc(b->data, cap);
+	char *grown;
+	if (mf_spill_size(b->data)) {
+		grown = mf_spill_grow(b->data, cap);
+	} else if (b->spill && cap >= MF_SPILL_MIN && (grown = mf_spill_map(cap))) {
+		if (b->len)
+			memcpy(grown, b->data, b->len);
+		free(b->data);
+	} else {
+		grown = realloc(b->data, cap);
+	}
 	if (!grown)
 		return MF_ENOMEM;
 	b->data = grown;
@@ -179,7 +189,7 @@ int mf_buf_printf(struct mf_buf *b, const char *fmt, ...)
 
 void mf_buf_free(struct mf_buf *b)
 {
-	free(b->data);
+	mf_bytes_free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
 }

@@ -2,6 +2,7 @@
 #ifndef MF_UTIL_H
 #define MF_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,10 +26,13 @@ uint64_t mf_now_ms(void);
 /* Sleep ms milliseconds; returns early (1) when *stop becomes non-zero. */
 int mf_sleep_ms(uint64_t ms, const volatile int *stop);
 
-/* Growable byte buffer. */
+/* Growable byte buffer. With `spill` set, growth past MF_SPILL_MIN moves it
+ * into a spill mapping (spill.h): for message bytes. Its data, taken over
+ * or not, is released with mf_bytes_free (mf_buf_free does). */
 struct mf_buf {
 	char *data;
 	size_t len, cap;
+	bool spill;
 };
 int mf_buf_add(struct mf_buf *b, const void *data, size_t len);
 int mf_buf_addstr(struct mf_buf *b, const char *s);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../spill.h"
 #include "../util.h"
 #include "mime.h"
 #include "tnef.h"
@@ -425,7 +426,7 @@ int mf_normalize(const struct mf_norm_opts *opts, const unsigned char *in, size_
 	c.len = len;
 	if (changes) {
 		/* every LF may become CRLF: at most twice the size */
-		fixed = malloc(2 * len + 1);
+		fixed = mf_bytes_alloc(2 * len + 1);
 		if (!fixed) {
 			rc = MF_ENOMEM;
 			goto out;
@@ -458,7 +459,7 @@ int mf_normalize(const struct mf_norm_opts *opts, const unsigned char *in, size_
 		rc = MF_EINTERNAL;
 		goto out;
 	}
-	res->data = malloc(total + 1);
+	res->data = mf_bytes_alloc(total + 1);
 	if (!res->data) {
 		rc = MF_ENOMEM;
 		goto out;
@@ -480,13 +481,13 @@ int mf_normalize(const struct mf_norm_opts *opts, const unsigned char *in, size_
 	res->len = w;
 out:
 	if (rc) {
-		free(res->data);
+		mf_bytes_free(res->data);
 		res->data = NULL;
 		res->len = 0;
 	}
 	free_edits(&c);
 	free(parts);
-	free(fixed);
+	mf_bytes_free(fixed);
 	return rc;
 }
 

@@ -21,6 +21,7 @@
 #include <zlib.h>
 
 #include "engine/log.h"
+#include "engine/spill.h"
 
 /* ---- configuration ------------------------------------------------------ */
 
@@ -285,6 +286,7 @@ static bool body_handler(int type, struct mailimap_msg_att_body_section *section
 	(void)section;
 	if (!im->fetch_ctx)
 		return true;
+	im->body.spill = true; /* a big message goes to a spill file */
 	return mf_buf_add(&im->body, bytes, len) == 0;
 }
 
@@ -365,6 +367,7 @@ static void att_handler(struct mailimap_msg_att *att, void *ctx)
 					st->att_data.att_body_section;
 				have_body = true;
 				/* without the streaming handler the body arrives here */
+				im->body.spill = true;
 				if (im->body.len == 0 && bs && bs->sec_body_part &&
 				    bs->sec_length > 0 &&
 				    mf_buf_add(&im->body, bs->sec_body_part, bs->sec_length) < 0)
@@ -388,7 +391,7 @@ static void att_handler(struct mailimap_msg_att *att, void *ctx)
 		memset(&im->body, 0, sizeof(im->body));
 	}
 	fc->rc = fc->cb(fc->arg, &m);
-	free(m.body);
+	mf_bytes_free(m.body);
 	return;
 out:
 	mf_buf_free(&im->body);

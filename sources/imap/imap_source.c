@@ -22,6 +22,7 @@
 
 #include "engine/log.h"
 #include "engine/source.h"
+#include "engine/spill.h"
 #include "sources/imap/imap_common.h"
 
 #define BATCH_MSGS 64
@@ -121,7 +122,7 @@ static void cache_clear(struct imap_src *s)
 {
 	size_t i;
 	for (i = 0; i < s->ncache; i++)
-		free(s->cache[i].data);
+		mf_bytes_free(s->cache[i].data);
 	s->ncache = 0;
 }
 
@@ -129,7 +130,7 @@ static void free_res(struct helper *h)
 {
 	size_t i;
 	for (i = 0; i < h->nres; i++)
-		free(h->res[i].data);
+		mf_bytes_free(h->res[i].data);
 	h->nres = 0;
 }
 
@@ -582,7 +583,7 @@ static int src_fetch(void *p, const struct mf_folder *f, const struct mf_msgref 
 	}
 	/* drop what the engine skipped */
 	for (k = 0; k < s->ncache && s->cache[k].uid < uid; k++)
-		free(s->cache[k].data);
+		mf_bytes_free(s->cache[k].data);
 	if (k > 0) {
 		memmove(s->cache, s->cache + k, (s->ncache - k) * sizeof(s->cache[0]));
 		s->ncache -= k;

@@ -703,7 +703,7 @@ static int pst_fetch(void *p, const struct mf_folder *f, const struct mf_msgref 
 	if (!d->desc)
 		return mf_err_set(err, MF_EMSG, "item %llu has no data block in the PST index", nid);
 
-	struct mf_buf buf = { 0 };
+	struct mf_buf buf = { .spill = true }; /* a big message goes to a spill file */
 	pst_lib_lock();
 	pst_item *it = pst_parse_item(&s->pf, d, NULL);
 	if (!it) {
