@@ -113,6 +113,16 @@ wait_port() {
   return 1
 }
 
+# wait_line TEXT FILE [TRIES]: 0 once FILE holds a line starting with TEXT
+wait_line() {
+  local _
+  for _ in $(seq "${3:-100}"); do
+    grep -q "^$1" "$2" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
 faultproxy_start() {
   local name=$1 listen=$2 target=$3 sched=$4
   shift 4
@@ -120,7 +130,8 @@ faultproxy_start() {
     --schedule "$sched" --stats "$T/$name.proxy.json" "$@" >"$T/$name.proxy.log" 2>&1 &
   echo $! >"$T/$name.proxy.pid"
   on_exit "kill $! 2>/dev/null"
-  wait_port "$listen" 100 && return 0
+  # not wait_port: a test connection would use up the schedule's first action
+  wait_line "faultproxy: 127.0.0.1:$listen" "$T/$name.proxy.log" 100 && return 0
   cat "$T/$name.proxy.log"
   return 1
 }

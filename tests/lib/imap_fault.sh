@@ -227,7 +227,7 @@ imapf_proxy() {
 		--stats "$T/$name.iproxy.json" "$@" >"$T/$name.iproxy.log" 2>&1 &
 	echo $! >"$T/$name.iproxy.pid"
 	on_exit "kill $! 2>/dev/null"
-	wait_port "$listen" 100 && return 0
+	wait_line "imap_faultproxy: 127.0.0.1:$listen" "$T/$name.iproxy.log" 100 && return 0
 	cat "$T/$name.iproxy.log"
 	return 1
 }
