@@ -733,3 +733,86 @@ int mf_ckpt_lookup_rows(struct mf_ckpt *ck, const char *unit_key, const char *pa
 	sqlite3_finalize(st);
 	return rc;
 }
+
+struct mark_args {
+	struct mf_ckpt_missing *rows;
+	size_t n;
+	const char *reason;
+	size_t marked;
+};
+
+static int do_mark(sqlite3 *db, void *arg)
+{
+	struct mark_args *a = arg;
+	sqlite3_stmt *upd = NULL, *cur = NULL;
+	int rc = 0;
+	/* a row is changed only if it says stored: anything else is already
+	 * handled by the next run */
+	if (sqlite3_prepare_v2(db,
+			       "UPDATE message SET state=?1, reason=?2, err_class=0, updated=?3"
+			       " WHERE state=?4 AND skey=?5 AND folder_id=(SELECT f.id FROM folder f"
+			       " JOIN unit u ON u.id=f.unit_id WHERE u.ukey=?6 AND f.path=?7 AND"
+			       " f.validity=?8)",
+			       -1, &upd, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "UPDATE folder SET cursor=NULL WHERE id=(SELECT f.id FROM folder f"
+			       " JOIN unit u ON u.id=f.unit_id WHERE u.ukey=?1 AND f.path=?2 AND"
+			       " f.validity=?3)",
+			       -1, &cur, NULL) != SQLITE_OK) {
+		rc = sql_error(db);
+		goto out;
+	}
+	int64_t t = now();
+	a->marked = 0;
+	for (size_t i = 0; i < a->n && rc == 0; i++) {
+		struct mf_ckpt_missing *m = &a->rows[i];
+		m->marked = false;
+		sqlite3_reset(upd);
+		sqlite3_bind_int(upd, 1, MF_MSG_FAILED);
+		sqlite3_bind_text(upd, 2, a->reason, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(upd, 3, t);
+		sqlite3_bind_int(upd, 4, MF_MSG_STORED);
+		sqlite3_bind_text(upd, 5, m->key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(upd, 6, m->unit_key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(upd, 7, m->path_key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(upd, 8, m->validity, -1, SQLITE_STATIC);
+		if (sqlite3_step(upd) != SQLITE_DONE) {
+			rc = sql_error(db);
+			break;
+		}
+		if (sqlite3_changes(db) == 0)
+			continue;
+		m->marked = true;
+		a->marked++;
+		/* a source that lists from its cursor (IMAP UIDs) would not list
+		 * this message again */
+		sqlite3_reset(cur);
+		sqlite3_bind_text(cur, 1, m->unit_key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(cur, 2, m->path_key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(cur, 3, m->validity, -1, SQLITE_STATIC);
+		if (sqlite3_step(cur) != SQLITE_DONE)
+			rc = sql_error(db);
+	}
+out:
+	sqlite3_finalize(upd);
+	sqlite3_finalize(cur);
+	return rc;
+}
+
+int mf_ckpt_mark_missing(struct mf_ckpt *ck, struct mf_ckpt_missing *rows, size_t n,
+			 const char *reason, size_t *marked, struct mf_err *err)
+{
+	struct mark_args a = {.rows = rows, .n = n, .reason = reason};
+	*marked = 0;
+	if (!n)
+		return 0;
+	int rc = mf_ckpt_exec(ck, do_mark, &a, err);
+	if (rc < 0) {
+		/* rolled back: nothing was marked */
+		for (size_t i = 0; i < n; i++)
+			rows[i].marked = false;
+		return rc;
+	}
+	*marked = a.marked;
+	return 0;
+}

@@ -99,4 +99,25 @@ int mf_ckpt_lookup_rows(struct mf_ckpt *ck, const char *unit_key, const char *pa
 int mf_ckpt_forget_pending(struct mf_ckpt *ck, int64_t folder_id, const char *const *keys,
 			   size_t n, struct mf_err *err);
 
+/* One message `mailferry verify --repair` found missing in the target,
+ * named as the run records it. The strings are borrowed for the call. */
+struct mf_ckpt_missing {
+	const char *unit_key; /* the unit's id (struct mf_unit.id) */
+	const char *path_key; /* the source folder's mf_path_key() */
+	const char *validity; /* the source folder's validity, "" if none */
+	const char *key;      /* the message's source key */
+	bool marked;          /* out: its row was stored and is now failed */
+};
+/* Turn the stored rows of these messages into failed rows with `reason`, so
+ * that the next run treats each as in doubt: it probes the target and stores
+ * the message only if the probe finds it absent. The saved source cursor of
+ * every folder with a changed row is cleared, so the next run lists that
+ * whole folder again. A message whose row is in another state, or that has
+ * no row, is left alone (the next run handles it anyway). All in one
+ * durable commit through the writer; *marked = the rows changed. Needs a
+ * database opened with create = true. Errors: MF_ESTATE, MF_ENOSPC,
+ * MF_ENOMEM, described in err. */
+int mf_ckpt_mark_missing(struct mf_ckpt *ck, struct mf_ckpt_missing *rows, size_t n,
+			 const char *reason, size_t *marked, struct mf_err *err);
+
 #endif

@@ -23,7 +23,9 @@ static void usage(FILE *out)
 	      "  report JOB.ini    per-mailbox report (--format csv|json)\n"
 	      "  verify JOB.ini    compare source and target: per folder, counts and content\n"
 	      "                    hashes (Message-IDs where the target rewrites contents);\n"
-	      "                    exit 0 only if everything matches\n"
+	      "                    exit 0 only if everything matches; with --repair, messages\n"
+	      "                    recorded as stored but missing in the target are marked so\n"
+	      "                    that the next run stores them again (never deletes)\n"
 	      "  plan JOB.ini      pre-flight: log in to both sides of every row, list folders,\n"
 	      "                    counts and sizes, flag rows that will fail; writes nothing\n"
 	      "\n"
@@ -32,6 +34,7 @@ static void usage(FILE *out)
 	      "  --parallel N      mailboxes at once (overrides [job] parallel)\n"
 	      "  --shard I/N       only the I-th of N deterministic slices of the manifest\n"
 	      "  --dry-run         list what would move (folders, counts, bytes); change nothing\n"
+	      "  --repair          verify: mark what is missing in the target for the next run\n"
 	      "  --format F        report format: csv (default) or json\n"
 	      "  --progress        force the terminal progress display (default: on a terminal)\n"
 	      "  --no-progress     periodic log lines instead of the progress display\n"
@@ -67,7 +70,7 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 int main(int argc, char **argv)
 {
 	enum { OPT_USERS = 256, OPT_PARALLEL, OPT_SHARD, OPT_DRY, OPT_FORMAT, OPT_PROGRESS,
-	       OPT_NO_PROGRESS };
+	       OPT_NO_PROGRESS, OPT_REPAIR };
 	static const struct option longopts[] = {
 		{"users", required_argument, NULL, OPT_USERS},
 		{"parallel", required_argument, NULL, OPT_PARALLEL},
@@ -76,6 +79,7 @@ int main(int argc, char **argv)
 		{"format", required_argument, NULL, OPT_FORMAT},
 		{"progress", no_argument, NULL, OPT_PROGRESS},
 		{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+		{"repair", no_argument, NULL, OPT_REPAIR},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -86,6 +90,7 @@ int main(int argc, char **argv)
 	const char *users = NULL, *format = "csv";
 	unsigned long parallel = 0, shard_i = 0, shard_n = 0;
 	struct mf_run_opts ro = {.progress = isatty(STDERR_FILENO)};
+	bool repair = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "vhV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -127,6 +132,9 @@ int main(int argc, char **argv)
 		case OPT_NO_PROGRESS:
 			ro.progress = false;
 			break;
+		case OPT_REPAIR:
+			repair = true;
+			break;
 		case 'v':
 			mf_log_set_level(MF_LOG_DEBUG);
 			break;
@@ -146,6 +154,10 @@ int main(int argc, char **argv)
 		return MF_EXIT_USAGE;
 	}
 	const char *cmd = argv[optind], *path = argv[optind + 1];
+	if (repair && strcmp(cmd, "verify") != 0) {
+		fprintf(stderr, "mailferry: --repair goes with verify only\n");
+		return MF_EXIT_USAGE;
+	}
 	static const char *const commands[] = {"run", "status", "report", "verify", "plan"};
 	bool known = false;
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
@@ -172,7 +184,7 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "status") == 0)
 		rc = mf_status(&job);
 	else if (strcmp(cmd, "verify") == 0)
-		rc = mf_verify(&job);
+		rc = mf_verify(&job, repair);
 	else if (strcmp(cmd, "plan") == 0)
 		rc = mf_plan(&job);
 	else

@@ -256,8 +256,7 @@ static void finish(struct sched *s)
 	mf_loop_stop();
 }
 
-/* The job lock: one run of a job at a time. */
-static int take_lock(const char *state_path, int *fd_out, FILE *diag)
+int mf_run_lock(const char *state_path, int *fd_out, FILE *diag)
 {
 	char path[4096];
 	snprintf(path, sizeof(path), "%s.lock", state_path);
@@ -336,7 +335,7 @@ int mf_run(struct mf_job *job, const struct mf_run_opts *opts)
 			job->state_path, strerror(-rc));
 		return MF_EXIT_USAGE;
 	}
-	if (take_lock(job->state_path, &lock_fd, stderr) < 0)
+	if (mf_run_lock(job->state_path, &lock_fd, stderr) < 0)
 		return MF_EXIT_USAGE;
 	/* big messages spill next to the state: a disk the admin chose, not
 	 * a /tmp that may be a small tmpfs */

@@ -3,6 +3,7 @@
 #define MF_RUN_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "job.h"
 
@@ -23,8 +24,16 @@ struct mf_run_opts {
 int mf_run(struct mf_job *job, const struct mf_run_opts *opts);
 
 /* Source vs sink for every mailbox: per folder, counts and content hashes.
- * Exit code 0 only if everything matches. */
-int mf_verify(struct mf_job *job);
+ * Exit code 0 only if everything matches. With `repair`, also turns the
+ * state rows of messages recorded as stored but missing in the target into
+ * failed ones, so that the next run probes for them and stores them again
+ * (it takes the job lock; exit 2 if the job has no state database or is
+ * running); the exit code still says whether the target matched now. */
+int mf_verify(struct mf_job *job, bool repair);
+/* The job lock (<state>.lock, flock, holder's pid inside): one process that
+ * changes a job's state at a time. 0 with *fd_out held until closed, or
+ * MF_ESTATE / MF_ELOCKED after telling `diag` why (naming the holder). */
+int mf_run_lock(const char *state_path, int *fd_out, FILE *diag);
 /* Pre-flight: log in to both sides of every row, list folders, counts and
  * sizes, flag rows that will fail. Writes nothing. */
 int mf_plan(struct mf_job *job);

@@ -3,14 +3,23 @@
  * and `mailferry plan` (pre-flight: logins, folders, sizes).
  * Both read the live servers and files, not the state database, and write
  * nothing (verify may create an empty target folder that the migration would
- * create anyway).
+ * create anyway). The one exception is `verify --repair`: it turns the state
+ * rows of messages found missing in the target from stored into failed, so
+ * that the next run probes for them and stores them again; it never writes
+ * to, or deletes from, a target.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <uv.h>
 
+#include "checkpoint.h"
 #include "log.h"
+#include "spill.h"
 #include "loop.h"
 #include "normalize/normalize.h"
 #include "run.h"
@@ -19,18 +28,37 @@
 
 /* --- verify ------------------------------------------------------------------------ */
 
+/* --repair: one source message, by the names the state database uses */
+struct srcmsg {
+	char *mkey;    /* hash (or Message-ID), as in target_folder.src */
+	size_t folder; /* into vmailbox.sf */
+	char *skey;    /* source key */
+};
+
+struct srcfolder {
+	const struct mf_unit *u;
+	char *path_key, *validity;
+};
+
 struct target_folder {
 	char *key;            /* target path key */
 	struct mf_path path;
 	enum mf_role role;
 	struct mf_strmap src; /* hash (or Message-ID) -> copies expected in the target */
 	uint64_t src_count, too_big, unreadable, not_mail;
+	struct srcmsg *msgs;  /* --repair only: every message keyed into src */
+	size_t nmsgs, capmsgs;
+	bool listed;          /* the target was listed: src holds what is missing */
 };
 
 struct vmailbox {
 	struct target_folder *f;
 	size_t n;
 	unsigned source_errors;
+	bool repair;          /* keep the source names of every message */
+	bool duplicates;      /* the target holds more copies than the source */
+	struct srcfolder *sf;
+	size_t nsf;
 };
 
 static struct target_folder *target_get(struct vmailbox *m, const struct mf_path *path,
@@ -70,8 +98,62 @@ static void vmailbox_free(struct vmailbox *m)
 		free(m->f[i].key);
 		mf_path_free(&m->f[i].path);
 		mf_strmap_free(&m->f[i].src);
+		for (size_t k = 0; k < m->f[i].nmsgs; k++) {
+			free(m->f[i].msgs[k].mkey);
+			free(m->f[i].msgs[k].skey);
+		}
+		free(m->f[i].msgs);
 	}
 	free(m->f);
+	for (size_t i = 0; i < m->nsf; i++) {
+		free(m->sf[i].path_key);
+		free(m->sf[i].validity);
+	}
+	free(m->sf);
+}
+
+/* --repair: a source folder as the state database names it; its index in
+ * m->sf, or MF_ENOMEM. */
+static int add_srcfolder(struct vmailbox *m, const struct mf_unit *u, const struct mf_folder *f)
+{
+	struct srcfolder *grown = realloc(m->sf, (m->nsf + 1) * sizeof(*grown));
+	if (!grown)
+		return MF_ENOMEM;
+	m->sf = grown;
+	struct srcfolder *sf = &m->sf[m->nsf];
+	sf->u = u;
+	sf->path_key = mf_path_key(&f->path);
+	sf->validity = strdup(f->validity ? f->validity : "");
+	if (!sf->path_key || !sf->validity) {
+		free(sf->path_key);
+		free(sf->validity);
+		return MF_ENOMEM;
+	}
+	return (int)m->nsf++;
+}
+
+/* --repair: remember that source message `skey` of folder `sf` has `mkey`. */
+static int add_srcmsg(struct target_folder *t, const char *mkey, size_t sf, const char *skey)
+{
+	if (t->nmsgs == t->capmsgs) {
+		size_t cap = t->capmsgs ? 2 * t->capmsgs : 64;
+		struct srcmsg *g = realloc(t->msgs, cap * sizeof(*g));
+		if (!g)
+			return MF_ENOMEM;
+		t->msgs = g;
+		t->capmsgs = cap;
+	}
+	struct srcmsg *sm = &t->msgs[t->nmsgs];
+	sm->mkey = strdup(mkey);
+	sm->skey = strdup(skey);
+	sm->folder = sf;
+	if (!sm->mkey || !sm->skey) {
+		free(sm->mkey);
+		free(sm->skey);
+		return MF_ENOMEM;
+	}
+	t->nmsgs++;
+	return 0;
 }
 
 struct refs {
@@ -148,7 +230,8 @@ static int key_source(const struct mf_job *job, const struct mf_unit *u, bool by
 		}
 		struct target_folder *t = target_get(m, &target, role);
 		mf_path_free(&target);
-		if (!t) {
+		int sf = m->repair && t ? add_srcfolder(m, u, &folders[i]) : 0;
+		if (!t || sf < 0) {
 			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
 			break;
 		}
@@ -180,12 +263,14 @@ static int key_source(const struct mf_job *job, const struct mf_unit *u, bool by
 				char *key = message_key(by_id, &nr);
 				int *c = key ? mf_strmap_get(&t->src, key) : NULL;
 				rc = key ? mf_strmap_set(&t->src, key, c ? *c + 1 : 1) : MF_ENOMEM;
+				if (rc == 0 && m->repair)
+					rc = add_srcmsg(t, key, (size_t)sf, rs.r[k].key);
 				free(key);
 				if (rc < 0)
 					mf_err_set(err, rc, "out of memory");
 				t->src_count++;
 			}
-			free(nr.data);
+			mf_bytes_free(nr.data);
 		}
 		refs_free(&rs);
 	}
@@ -245,6 +330,7 @@ static int verify_mailbox(const struct mf_job *job, const struct mf_unit *first,
 			free(name);
 			continue;
 		}
+		f->listed = true;
 		for (size_t k = 0; k < f->src.cap; k++)
 			if (f->src.keys[k] && f->src.vals[k] > 0)
 				missing += (uint64_t)f->src.vals[k];
@@ -260,13 +346,133 @@ static int verify_mailbox(const struct mf_job *job, const struct mf_unit *first,
 			       (unsigned long long)f->too_big);
 		if (!match)
 			ok = 0;
+		if (t.extra_dup)
+			m->duplicates = true;
 		free(name);
 	}
 	job->snk->close(snk);
 	return ok;
 }
 
-int mf_verify(struct mf_job *job)
+/* --- verify --repair ---------------------------------------------------------------- */
+
+#define REPAIR_REASON "missing in the target at verify (repair)"
+
+struct repair {
+	struct mf_ckpt *ck;
+	int lock_fd;
+	uint64_t marked, mailboxes, failed;
+	bool duplicates;
+};
+
+/* Open the job's state database for writing; only one that exists. */
+static int repair_open(const struct mf_job *job, struct repair *r)
+{
+	struct mf_err err = {0};
+	r->lock_fd = -1;
+	if (access(job->state_path, F_OK) != 0) {
+		fprintf(stderr,
+			"mailferry: state database %s does not exist: this job has not run yet, "
+			"so there is nothing to repair\n",
+			job->state_path);
+		return -1;
+	}
+	if (mf_run_lock(job->state_path, &r->lock_fd, stderr) < 0)
+		return -1;
+	if (mf_ckpt_open(job->state_path, job->name, true, &r->ck, &err) < 0) {
+		fprintf(stderr, "mailferry: %s\n", err.msg);
+		close(r->lock_fd);
+		r->lock_fd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+static void repair_close(struct repair *r)
+{
+	mf_ckpt_close(r->ck);
+	r->ck = NULL;
+	if (r->lock_fd >= 0)
+		close(r->lock_fd);
+	r->lock_fd = -1;
+}
+
+/* Mark, in one commit, every stored source message of the mailbox whose
+ * content (or Message-ID) has fewer copies in the target than in the
+ * source. All the source copies of such a content are marked, not only as
+ * many as are missing: which copies are gone is for the sink's probe to say
+ * (a Maildir names a copy by its source key, a blob store by its copy
+ * number), and the probe finds the others present and leaves them. */
+static void repair_mailbox(const struct mf_unit *first, struct vmailbox *m, struct repair *r)
+{
+	struct mf_ckpt_missing *rows = NULL;
+	size_t n = 0, cap = 0, marked = 0, unlisted = 0;
+	uint64_t missing = 0;
+	for (size_t i = 0; i < m->n; i++) {
+		struct target_folder *f = &m->f[i];
+		if (!f->listed) {
+			/* the target could not be listed: nothing is known */
+			unlisted += f->src_count > 0;
+			continue;
+		}
+		for (size_t k = 0; k < f->nmsgs; k++) {
+			const int *left = mf_strmap_get(&f->src, f->msgs[k].mkey);
+			if (!left || *left <= 0)
+				continue;
+			if (n == cap) {
+				cap = cap ? 2 * cap : 64;
+				struct mf_ckpt_missing *g = realloc(rows, cap * sizeof(*g));
+				if (!g) {
+					printf("  repair: out of memory: nothing marked\n");
+					r->failed++;
+					free(rows);
+					return;
+				}
+				rows = g;
+			}
+			const struct srcfolder *sf = &m->sf[f->msgs[k].folder];
+			rows[n++] = (struct mf_ckpt_missing){.unit_key = sf->u->id,
+							     .path_key = sf->path_key,
+							     .validity = sf->validity,
+							     .key = f->msgs[k].skey};
+		}
+		for (size_t k = 0; k < f->src.cap; k++)
+			if (f->src.keys[k] && f->src.vals[k] > 0)
+				missing += (uint64_t)f->src.vals[k];
+	}
+	if (unlisted)
+		printf("  repair: %s: %zu folder%s not marked: the target could not be listed\n",
+		       first->mailbox, unlisted, unlisted == 1 ? "" : "s");
+	if (n == 0) {
+		free(rows);
+		return;
+	}
+	struct mf_err err = {0};
+	if (mf_ckpt_mark_missing(r->ck, rows, n, REPAIR_REASON, &marked, &err) < 0) {
+		printf("  repair: FAILED, nothing marked for %s: %s\n", first->mailbox, err.msg);
+		r->failed++;
+		free(rows);
+		return;
+	}
+	printf("  repair: %s: marked %zu message%s to be stored again by the next run",
+	       first->mailbox, marked, marked == 1 ? "" : "s");
+	if (marked > missing)
+		printf(" (for %llu missing: the other copies of the same content are probed "
+		       "and left alone)",
+		       (unsigned long long)missing);
+	putchar('\n');
+	if (n > marked)
+		printf("  repair: %zu more not marked: not recorded as stored yet (new or in doubt; "
+		       "the next run sends them anyway)\n",
+		       n - marked);
+	if (marked) {
+		r->marked += marked;
+		r->mailboxes++;
+	}
+	free(rows);
+}
+
+int mf_verify(struct mf_job *job, bool repair)
 {
 	/* a target that rewrites what it stores is compared by Message-ID */
 	bool by_id = !job->snk->hashes && job->snk->message_ids;
@@ -277,12 +483,18 @@ int mf_verify(struct mf_job *job)
 			job->snk->name);
 		return MF_EXIT_USAGE;
 	}
+	struct repair r = {.lock_fd = -1};
+	if (repair && repair_open(job, &r) < 0)
+		return MF_EXIT_USAGE;
 	bool *done = calloc(job->nunits ? job->nunits : 1, sizeof(bool));
-	if (!done)
+	if (!done) {
+		repair_close(&r);
 		return MF_EXIT_FAILURES;
+	}
 	/* the HTTP sinks send their requests through the loop */
 	if (mf_loop_start_thread() < 0) {
 		free(done);
+		repair_close(&r);
 		fprintf(stderr, "mailferry: cannot start the event loop\n");
 		return MF_EXIT_FAILURES;
 	}
@@ -290,7 +502,7 @@ int mf_verify(struct mf_job *job)
 	for (size_t i = 0; i < job->nunits; i++) {
 		if (done[i])
 			continue;
-		struct vmailbox m = {0};
+		struct vmailbox m = {.repair = repair};
 		bool src_ok = true;
 		/* every row of the same target mailbox: their folders may merge */
 		for (size_t k = i; k < job->nunits; k++) {
@@ -307,12 +519,36 @@ int mf_verify(struct mf_job *job)
 		total++;
 		if (src_ok && verify_mailbox(job, &job->units[i], by_id, &m))
 			good++;
+		else if (src_ok && repair)
+			repair_mailbox(&job->units[i], &m, &r);
+		else if (repair)
+			printf("  repair: nothing marked: the source could not be read in full\n");
+		r.duplicates = r.duplicates || m.duplicates;
 		vmailbox_free(&m);
 	}
 	free(done);
 	mf_loop_stop_thread();
 	printf("verify: %u of %u mailboxes match%s\n", good, total,
 	       good == total ? "" : " (see MISMATCH above)");
+	if (repair) {
+		repair_close(&r);
+		if (r.marked)
+			printf("verify --repair: marked %llu message%s in %llu mailbox%s as missing "
+			       "in the target; next: `mailferry run %s` stores them again, then "
+			       "`mailferry verify %s` should match\n",
+			       (unsigned long long)r.marked, r.marked == 1 ? "" : "s",
+			       (unsigned long long)r.mailboxes, r.mailboxes == 1 ? "" : "es",
+			       job->file, job->file);
+		else
+			printf("verify --repair: nothing marked: no message recorded as stored is "
+			       "missing in the target\n");
+		if (r.duplicates)
+			printf("verify --repair: duplicates are only reported: mailferry never "
+			       "deletes from a target\n");
+		if (r.failed)
+			printf("verify --repair: %llu mailbox%s could not be marked (see above)\n",
+			       (unsigned long long)r.failed, r.failed == 1 ? "" : "es");
+	}
 	return good == total ? MF_EXIT_OK : MF_EXIT_FAILURES;
 }
 
