@@ -52,6 +52,15 @@ static int spill_fd(void)
 	return fd;
 }
 
+FILE *mf_spill_file(void)
+{
+	int fd = spill_fd();
+	FILE *f = fd >= 0 ? fdopen(fd, "w+") : NULL;
+	if (!f && fd >= 0)
+		close(fd);
+	return f;
+}
+
 static int add_region(void *p, size_t size, int fd)
 {
 	pthread_mutex_lock(&lock);

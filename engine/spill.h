@@ -30,6 +30,11 @@ void *mf_bytes_alloc(size_t n);
 /* Release p (NULL is fine): a spill mapping is unmapped, heap is freed. */
 void mf_bytes_free(void *p);
 
+/* An unlinked temporary file in the spill directory, open for reading and
+ * writing (for bytes a library can only write to a FILE), or NULL. */
+#include <stdio.h>
+FILE *mf_spill_file(void);
+
 /* For util.c's mf_buf: the size of the spill mapping at p (0 = not one);
  * a new mapping of n bytes; mapping p grown to n bytes (contents kept).
  * Both NULL on failure (p stays valid). */

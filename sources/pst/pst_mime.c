@@ -17,11 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <strings.h>
 
 #include "pst_internal.h"
 
 #include "engine/normalize/mimeenc.h"
+#include "engine/spill.h"
 #include "engine/normalize/rtf.h"
 
 #define MAX_DEPTH 8 /* embedded messages inside embedded messages */
@@ -769,6 +771,51 @@ static int smime_entity(struct msgstate *m, struct mf_buf *out)
 	return rc;
 }
 
+/* An attachment's bytes. libpst reads a big one block by block into an
+ * unlinked spill file (engine/spill.h), mapped here, so that it costs page
+ * cache rather than heap; one already in memory is used where it is. */
+struct att_bytes {
+	const unsigned char *data;
+	size_t size;
+	void *map;
+};
+
+static int att_open(const struct pst_mime_ctx *ctx, pst_item_attach *a, struct att_bytes *ab)
+{
+	memset(ab, 0, sizeof(*ab));
+	if (a->data.data) {
+		ab->data = (const unsigned char *)a->data.data;
+		ab->size = a->data.size;
+		return 0;
+	}
+	FILE *f = mf_spill_file();
+	if (!f)
+		return MF_EIO;
+	size_t n = pst_attach_to_file(ctx->pf, a, f);
+	int rc = 0;
+	if (fflush(f) != 0 || ferror(f)) {
+		rc = MF_EIO;
+	} else if (n > 0) {
+		void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fileno(f), 0);
+		if (p == MAP_FAILED) {
+			rc = MF_EIO;
+		} else {
+			ab->data = p;
+			ab->size = n;
+			ab->map = p;
+		}
+	}
+	fclose(f); /* the mapping stays */
+	return rc;
+}
+
+static void att_close(struct att_bytes *ab)
+{
+	if (ab->map)
+		munmap(ab->map, ab->size);
+	memset(ab, 0, sizeof(*ab));
+}
+
 static int build_entity(struct msgstate *m, struct mf_buf *out, struct mf_err *err)
 {
 	const struct pst_mime_ctx *ctx = m->ctx;
@@ -778,7 +825,8 @@ static int build_entity(struct msgstate *m, struct mf_buf *out, struct mf_err *e
 		return rc < 0 ? rc : 0;
 
 	bool has_html = false;
-	struct mf_buf body = { 0 }, part = { 0 }, rel = { 0 };
+	/* message bytes: big ones spill to a file (engine/spill.h) */
+	struct mf_buf body = { .spill = true }, part = { 0 }, rel = { .spill = true };
 	struct parts related = { 0 }, mixed = { 0 };
 	char *fname = NULL, *cid = NULL;
 	unsigned n = 0;
@@ -787,6 +835,7 @@ static int build_entity(struct msgstate *m, struct mf_buf *out, struct mf_err *e
 	if (rc < 0)
 		goto out;
 	for (pst_item_attach *a = it->attach; a && rc == 0; a = a->next, n++) {
+		part.spill = true;
 		free(fname);
 		free(cid);
 		fname = str_utf8(ctx, it, a->filename2.str ? &a->filename2 : &a->filename1, &rc);
@@ -808,11 +857,18 @@ static int build_entity(struct msgstate *m, struct mf_buf *out, struct mf_err *e
 				  fname ? fname : "(unnamed)");
 			continue;
 		}
-		pst_binary bin = pst_attach_to_mem(ctx->pf, a);
+		struct att_bytes bin;
 		struct mf_buf mt = { 0 };
 		char type[128];
+		if ((rc = att_open(ctx, a, &bin)) < 0) {
+			/* the message fails (and is tried again next run) rather
+			 * than travel without the attachment */
+			rc = mf_err_set(err, rc, "attachment %s: cannot write it to a spill file "
+				       "beside the state (disk full?)", fname ? fname : "(unnamed)");
+			break;
+		}
 		if (pst_string_utf8(ctx, it, &a->mimetype, &mt) < 0) {
-			free(bin.data);
+			att_close(&bin);
 			rc = MF_ENOMEM;
 			break;
 		}
@@ -821,9 +877,9 @@ static int build_entity(struct msgstate *m, struct mf_buf *out, struct mf_err *e
 		bool inline_ = cid && has_html;
 		rc = attach_headers(&part, type, fname, cid, inline_);
 		if (rc == 0 && (mf_buf_addstr(&part, "Content-Transfer-Encoding: base64\r\n\r\n") < 0 ||
-				pst_b64_append(&part, (const unsigned char *)bin.data, bin.size) < 0))
+				pst_b64_append(&part, bin.data, bin.size) < 0))
 			rc = MF_ENOMEM;
-		free(bin.data);
+		att_close(&bin);
 		if (rc == 0)
 			rc = parts_take(inline_ ? &related : &mixed, &part);
 	}
