@@ -48,7 +48,9 @@ struct mf_sink_ops {
 
 	/* Optional (NULL: the engine calls open() and close() instead, so such
 	 * a sink's open() must write nothing): can `unit->mailbox` be written?
-	 * Logs in or looks, never writes. For `mailferry plan`. */
+	 * Logs in or looks, never writes. For `mailferry plan`. Returns 0 or a
+	 * negative code; with 0 it may leave a note for the admin in err->msg
+	 * (e.g. "container X does not exist; run would create it"). */
 	int (*check)(const void *cfg, const struct mf_unit *unit, struct mf_err *err);
 
 	/* Open the target mailbox `unit->mailbox`. */

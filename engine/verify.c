@@ -659,7 +659,7 @@ int mf_plan(struct mf_job *job)
 		       fails ? "WILL FAIL" : "ok");
 		if (u->src_err.code)
 			printf("    source: %s\n", u->src_err.msg);
-		if (u->snk_err.code)
+		if (u->snk_err.code || u->snk_err.msg[0]) /* a note with code 0 is information */
 			printf("    target: %s\n", u->snk_err.msg);
 		if (!u->src_err.code) {
 			fputs(u->listing.data ? u->listing.data : "", stdout);

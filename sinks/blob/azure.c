@@ -479,6 +479,80 @@ static int az_open(const void *cfg, const struct mf_unit *unit, void **out, stru
 	return 0;
 }
 
+/* For `mailferry plan`: reads only, so that a plan never makes the
+ * container that open() would make. Shared Key: Get Container Properties;
+ * a missing container is fine (open() creates it) and is said in err->msg
+ * with err->code left 0. SAS: its permissions (sp) must allow writing,
+ * then List Blobs (maxresults=1) shows that the container exists and the
+ * signature is good; a SAS that may not list passes (writing cannot be
+ * tried without writing). Any other 403 (wrong key or signature, expired,
+ * firewall): MF_EAUTH; a container a SAS cannot create: MF_ENOTFOUND. */
+static int az_check(const void *cfg, const struct mf_unit *unit, struct mf_err *err)
+{
+	const struct az_cfg *c = cfg;
+	static const long ok[] = {403, 404, 0};
+	struct qparam q[4];
+	size_t nq = 0;
+	int rc;
+	if (c->upload == UPLOAD_MESSAGES &&
+	    (!unit->mailbox || !unit->mailbox[0] || strchr(unit->mailbox, '/')))
+		return mf_err_set(err, MF_EMAILBOX, "target mailbox name '%s' is empty or holds '/'",
+				  unit->mailbox ? unit->mailbox : "");
+	if (c->sas) {
+		char sp[64];
+		sas_param(c->sas, "sp", sp, sizeof(sp));
+		if (sp[0] && !strpbrk(sp, "cw"))
+			return mf_err_set(err, MF_EAUTH,
+					  "container %s: the SAS may not write blobs (its permissions, sp, "
+					  "hold neither c nor w)",
+					  c->container);
+		q[nq++] = (struct qparam){"comp", "list"};
+		q[nq++] = (struct qparam){"maxresults", "1"};
+		q[nq++] = (struct qparam){"prefix", c->sub};
+	}
+	q[nq++] = (struct qparam){"restype", "container"};
+	struct az_call call = {.cfg = c, .method = "GET", .q = q, .nq = nq};
+	struct mf_http_req req = {0};
+	mf_http_acquire();
+	call.path = strdup(c->container);
+	rc = call.path ? az_do(&call, &req, ok, err) : mf_err_set(err, MF_ENOMEM, "out of memory");
+	if (rc < 0) {
+		mf_err_prefix(err, "container %s", c->container);
+		goto out;
+	}
+	if (req.status == 404 && (!req.error_code[0] || !strcmp(req.error_code, "ContainerNotFound"))) {
+		if (c->key) {
+			mf_log(MF_LOG_INFO, "event=azure_plan container=%s note=\"does not exist; run would create it\"",
+			       c->container);
+			mf_err_set(err, 0, "container %s does not exist; run would create it", c->container);
+		} else {
+			rc = mf_http_fail(&req, MF_ENOTFOUND, err,
+					  "the container does not exist and a SAS cannot create it "
+					  "(create it, or give the account key)");
+		}
+	} else if (req.status == 404) {
+		rc = mf_http_fail(&req, MF_ENOTFOUND, err, "not found");
+	} else if (req.status == 403 && c->sas &&
+		   (!strcmp(req.error_code, "AuthorizationPermissionMismatch") ||
+		    !strcmp(req.error_code, "AuthorizationResourceTypeMismatch"))) {
+		mf_log(MF_LOG_INFO, "event=azure_plan container=%s code=%s note=\"the SAS may not list the "
+		       "container; write access not tested\"",
+		       c->container, req.error_code[0] ? req.error_code : "-");
+	} else if (req.status == 403) {
+		rc = mf_http_fail(&req, MF_EAUTH, err,
+				  c->key ? "the account key was refused (wrong key or account name)"
+					 : "the SAS was refused (wrong signature, expired, or not for this container)");
+	}
+	if (rc < 0)
+		mf_err_prefix(err, "container %s", c->container);
+out:
+	free(call.path);
+	mf_buf_free(&call.url);
+	mf_http_req_free(&req);
+	mf_http_release();
+	return rc;
+}
+
 static int az_folder(void *snk, const struct mf_path *path, enum mf_role role, void **fh,
 		     struct mf_err *err)
 {
@@ -1444,6 +1518,7 @@ const struct mf_sink_ops mf_sink_azure_blob = {
 	.configure = az_configure,
 	.free_config = az_free_config,
 	.caps = az_caps,
+	.check = az_check,
 	.open = az_open,
 	.folder = az_folder,
 	.probe = az_probe,

@@ -215,6 +215,59 @@ static int s3_open(const void *cfg, const struct mf_unit *unit, void **out, stru
 	return 0;
 }
 
+/* For `mailferry plan`: reads only. List Objects (max-keys=1) under the
+ * prefix shows that the bucket exists, that the key and its signature are
+ * good, and that the key may list (probe and verify need that). A missing
+ * bucket is MF_ENOTFOUND (run does not create buckets); a refused key
+ * MF_EAUTH. */
+static int s3_check(const void *cfg, const struct mf_unit *unit, struct mf_err *err)
+{
+	const struct s3_cfg *c = cfg;
+	static const long ok[] = {404, 0};
+	struct mf_buf url = {0}, q = {0};
+	struct mf_http_req req = {0};
+	struct s3_call call = {.cfg = c};
+	int rc;
+	if (!unit->mailbox || !unit->mailbox[0] || strchr(unit->mailbox, '/'))
+		return mf_err_set(err, MF_EMAILBOX, "target mailbox name '%s' is empty or holds '/'",
+				  unit->mailbox ? unit->mailbox : "");
+	if (mf_buf_addstr(&q, "max-keys=1&prefix=") < 0 ||
+	    mf_http_escape(&q, c->sub, strlen(c->sub), false) < 0 ||
+	    object_url(&url, c, NULL, q.data) < 0) {
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		goto out;
+	}
+	mf_http_acquire();
+	rc = s3_do(&call, &req, "GET", url.data, ok, err);
+	mf_http_release();
+	if (rc == 0 && req.status == 404) {
+		char code[64] = "";
+		size_t pos = 0;
+		mf_blob_xml_next(req.resp.data, req.resp.len, &pos, "Code", code, sizeof(code));
+		rc = mf_http_fail(&req, MF_ENOTFOUND, err,
+				  !code[0] || !strcmp(code, "NoSuchBucket")
+					  ? "the bucket does not exist (run does not create buckets)"
+					  : "not found");
+	} else if (rc == MF_EAUTH) {
+		const char *e = req.error_code;
+		mf_err_prefix(err, "%s",
+			      !strcmp(e, "AccessDenied") || !strcmp(e, "AllAccessDisabled")
+				      ? "the key may not list the bucket (s3:ListBucket is needed to find "
+					"stored messages again)"
+				      : "the access key was refused (wrong access_key_id, secret or region?)");
+	} else if (rc == MF_EMSG && !strcmp(req.error_code, "AuthorizationHeaderMalformed")) {
+		err->code = rc = MF_ECONFIG;
+		mf_err_prefix(err, "the bucket is in another region (set region)");
+	}
+	if (rc < 0)
+		mf_err_prefix(err, "bucket %s", c->bucket);
+out:
+	mf_buf_free(&url);
+	mf_buf_free(&q);
+	mf_http_req_free(&req);
+	return rc;
+}
+
 static int s3_folder(void *snk, const struct mf_path *path, enum mf_role role, void **fh,
 		     struct mf_err *err)
 {
@@ -473,6 +526,7 @@ const struct mf_sink_ops mf_sink_s3 = {
 	.configure = s3_configure,
 	.free_config = s3_free_config,
 	.caps = s3_caps,
+	.check = s3_check,
 	.open = s3_open,
 	.folder = s3_folder,
 	.probe = s3_probe,

@@ -4,6 +4,7 @@
  * internetMessageId. */
 #include "graph.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,9 @@ static const struct mf_conf_key g_keys[] = {
 	{"client_secret_env", false, "environment variable holding the client secret"},
 	{"client_secret_file", false, "file holding the client secret"},
 	{"mode", false, "import-mime (default, beta importMime) | json (v1.0)"},
+	{"mailbox_concurrency", false, "requests in flight per mailbox, 1..4 (default 4, Graph's limit)"},
+	{"requests_per_10min", false, "requests per mailbox in any 10 minutes, 1..10000 (default 10000)"},
+	{"upload_mb_per_5min", false, "MB uploaded per mailbox in any 5 minutes, 1..150 (default 150)"},
 	{NULL, false, NULL},
 };
 
@@ -49,6 +53,20 @@ static char *trim_slash(const char *s)
 	return d;
 }
 
+/* A pacing key: 1..max, where max is Graph's own limit (going above it
+ * only collects 429s). */
+static int pace_key(const struct mf_conf_section *sec, const char *key, uint64_t max,
+		    const char *what, uint64_t *out, struct mf_err *err)
+{
+	int rc = mf_conf_uint(sec, key, 0, UINT64_MAX, max, out, err);
+	if (rc == 0 && (*out < 1 || *out > max))
+		rc = mf_conf_error(sec, key, err,
+				   "%" PRIu64 " is out of range (1..%" PRIu64 "; Graph allows at most %" PRIu64
+				   " %s per mailbox)",
+				   *out, max, max, what);
+	return rc;
+}
+
 static int g_configure(const struct mf_conf_section *sec, void **out, struct mf_err *err)
 {
 	static const char *const modes[] = {"import-mime", "json", NULL};
@@ -56,8 +74,16 @@ static int g_configure(const struct mf_conf_section *sec, void **out, struct mf_
 	struct g_cfg *c = calloc(1, sizeof(*c));
 	if (!c)
 		return mf_err_set(err, MF_ENOMEM, "out of memory");
-	if ((rc = mf_conf_enum(sec, "mode", modes, G_MODE_IMPORT, &c->mode, err)) < 0)
+	uint64_t conc;
+	if ((rc = mf_conf_enum(sec, "mode", modes, G_MODE_IMPORT, &c->mode, err)) < 0 ||
+	    (rc = pace_key(sec, "mailbox_concurrency", G_MAX_CONCURRENCY, "concurrent requests",
+			   &conc, err)) < 0 ||
+	    (rc = pace_key(sec, "requests_per_10min", G_MAX_REQUESTS_10MIN,
+			   "requests in 10 minutes", &c->requests_per_10min, err)) < 0 ||
+	    (rc = pace_key(sec, "upload_mb_per_5min", G_MAX_UPLOAD_MB_5MIN,
+			   "MB uploaded in 5 minutes", &c->upload_mb_per_5min, err)) < 0)
 		goto fail;
+	c->concurrency = (unsigned)conc;
 	const char *gu = mf_conf_get(sec, "graph_url", "https://graph.microsoft.com");
 	const char *lu = mf_conf_get(sec, "login_url", "https://login.microsoftonline.com");
 	if (strncmp(gu, "https://", 8) != 0 && strncmp(gu, "http://", 7) != 0) {
@@ -664,9 +690,12 @@ static int g_open(const void *cfg, const struct mf_unit *unit, void **out, struc
 	    mf_buf_printf(&key, "graph:%s", unit->mailbox) < 0)
 		goto nomem;
 	s->mbx_esc = e.data;
-	/* Outlook's per app+mailbox limits: 4 concurrent, 10,000 requests per
-	 * 10 minutes, 150 MB uploaded per 5 minutes. */
-	s->limit = mf_http_limit_get(key.data, 4, 10000, 600000, (uint64_t)150 << 20, 300000);
+	/* Outlook's per app+mailbox limits (4 concurrent, 10,000 requests per
+	 * 10 minutes, 150 MB uploaded per 5 minutes) or less, as configured.
+	 * The limit is made by the first open of the mailbox in the process
+	 * and shared by every later one (one job, one configuration). */
+	s->limit = mf_http_limit_get(key.data, s->cfg->concurrency, s->cfg->requests_per_10min,
+				     600000, s->cfg->upload_mb_per_5min << 20, 300000);
 	mf_buf_free(&key);
 	if (!s->limit)
 		goto nomem2;

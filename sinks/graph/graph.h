@@ -4,6 +4,7 @@
 #ifndef MF_SINK_GRAPH_H
 #define MF_SINK_GRAPH_H
 
+#include "engine/normalize/mimeenc.h"
 #include "engine/sink.h"
 #include "sinks/http/http.h"
 
@@ -16,6 +17,10 @@
 /* Attachments at least this big go through an upload session. */
 #define G_SESSION_MIN ((size_t)3000000)
 #define G_CHUNK ((size_t)4 << 20)
+/* Outlook's per app+mailbox limits, the most the pacing keys accept. */
+#define G_MAX_CONCURRENCY 4
+#define G_MAX_REQUESTS_10MIN 10000
+#define G_MAX_UPLOAD_MB_5MIN 150
 /* $top of a message listing (Graph pages messages at up to 1000). */
 #define G_LIST_TOP "500"
 
@@ -29,6 +34,11 @@ struct g_cfg {
 	char *secret; /* secret */
 	char *scope;
 	int mode;
+	/* the per-mailbox limit ([sink] mailbox_concurrency, requests_per_10min,
+	 * upload_mb_per_5min) */
+	unsigned concurrency;
+	uint64_t requests_per_10min;
+	uint64_t upload_mb_per_5min;
 };
 
 struct g_folder {
@@ -94,6 +104,17 @@ int g_store_json(struct g_snk *s, const char *fid, const struct mf_item *item, c
  * error. */
 int g_json_check_whole(struct g_snk *s, const struct mf_item *item, const char *id,
 		       struct mf_err *err);
+
+/* RFC 2047: append the unfolded header text in[0..len) to o with its
+ * encoded words ("=?charset?Q|B?text?=") decoded to UTF-8: white space
+ * between two encoded words is dropped, adjacent words of one charset are
+ * converted together (a character may straddle them), the charset goes
+ * through mf_charset_to_utf8 (unknown ones read as windows-1252), a word
+ * that is malformed or does not decode is kept as it is, other text is
+ * copied unchanged. Words are also decoded where RFC 2047 forbids them
+ * (inside quotes, next to other text), as mail readers do. Pure, any
+ * thread; errors only through o->err. (A candidate for mimeenc.h.) */
+void g_hdr_decode(const char *in, size_t len, struct mf_out *o);
 
 /* Does `item` go the JSON way (mode json, or too big for importMime)? */
 bool g_goes_json(const struct g_snk *s, const struct mf_item *item);

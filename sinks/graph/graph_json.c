@@ -2,7 +2,8 @@
  * resource (subject, addresses, body, Message-ID, dates and flags set in the
  * create so that it is not a draft), then its attachments: inline below
  * 3 MB, through upload sessions (chunks <= 4 MiB) up to 150 MB. MIME
- * fidelity is lost on this path by design (see cloud-sinks.md §1.3). */
+ * fidelity is lost on this path by design (see cloud-sinks.md §1.3).
+ * Subject and display names are decoded from RFC 2047 encoded words. */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "engine/log.h"
 #include "engine/normalize/mime.h"
+#include "engine/normalize/mimeenc.h"
 #include "graph.h"
 #include "sinks/http/json.h"
 
@@ -76,19 +78,272 @@ static char *hdr(const unsigned char *p, size_t hlen, const char *name)
 	return b.data;
 }
 
-/* Addresses of a header value as a Graph recipients array. */
-static int recipients(struct mf_buf *b, const char *v)
+/* ---- RFC 2047 encoded words ------------------------------------------------- */
+
+static bool charset_char(char c)
 {
-	if (mf_buf_addstr(b, "[") < 0)
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_' || c == '.' || c == ':' || c == '+' || c == '*';
+}
+
+static int b64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* Decode the encoded text t[0..n) ('q' or 'b') onto out: false when it is
+ * not valid in that encoding (out then holds a partial result the caller
+ * drops). Padding is optional; anything else outside the alphabet is not. */
+static bool decode_text(char enc, const char *t, size_t n, struct mf_buf *out)
+{
+	if (enc == 'q') {
+		for (size_t i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)t[i];
+			if (c == '=') {
+				int hi = i + 2 < n ? mf_hex_value(t[i + 1]) : -1;
+				int lo = hi >= 0 ? mf_hex_value(t[i + 2]) : -1;
+				if (lo < 0)
+					return false;
+				c = (unsigned char)(hi << 4 | lo);
+				i += 2;
+			} else if (c == '_') {
+				c = ' ';
+			}
+			if (mf_buf_add(out, &c, 1) < 0)
+				return false;
+		}
+		return true;
+	}
+	size_t data = n;
+	while (data && t[data - 1] == '=')
+		data--;
+	if (n - data > 2 || data % 4 == 1 || (n != data && n % 4 != 0))
+		return false;
+	uint32_t acc = 0;
+	int bits = 0;
+	for (size_t i = 0; i < data; i++) {
+		int v = b64_value(t[i]);
+		if (v < 0)
+			return false;
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			unsigned char c = (unsigned char)(acc >> bits);
+			if (mf_buf_add(out, &c, 1) < 0)
+				return false;
+		}
+	}
+	return true;
+}
+
+/* The encoded word "=?charset[*lang]?enc?text?=" at s[0..n): its length,
+ * with the charset (language dropped) in cs and the decoded bytes in out
+ * (emptied first); 0 when s does not start a well-formed encoded word. */
+static size_t encoded_word(const char *s, size_t n, char *cs, size_t cssz, struct mf_buf *out)
+{
+	size_t i = 2;
+	out->len = 0;
+	if (n < 2 || s[0] != '=' || s[1] != '?')
+		return 0;
+	while (i < n && charset_char(s[i]))
+		i++;
+	if (i >= n || s[i] != '?' || i == 2 || i - 2 >= cssz)
+		return 0;
+	memcpy(cs, s + 2, i - 2);
+	cs[i - 2] = '\0';
+	cs[strcspn(cs, "*")] = '\0';
+	if (!cs[0] || i + 2 >= n || s[i + 2] != '?')
+		return 0;
+	char enc = (char)(s[i + 1] | 0x20);
+	if (enc != 'q' && enc != 'b')
+		return 0;
+	size_t t = i + 3, e = t;
+	while (e < n && s[e] != '?' && s[e] != ' ' && s[e] != '\t' && s[e] != '\r' && s[e] != '\n')
+		e++;
+	if (e + 1 >= n || s[e] != '?' || s[e + 1] != '=')
+		return 0;
+	if (!decode_text(enc, s + t, e - t, out))
+		return 0;
+	return e + 2;
+}
+
+static bool is_wsp(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+void g_hdr_decode(const char *in, size_t len, struct mf_out *o)
+{
+	struct mf_buf run = {0}, w = {0};
+	char cs[64] = "", wcs[64];
+	bool after_word = false;
+	for (size_t i = 0; i < len && !o->err;) {
+		size_t wl = encoded_word(in + i, len - i, wcs, sizeof(wcs), &w);
+		if (wl) {
+			/* bytes of adjacent words in one charset are converted
+			 * together: a character may be split across words */
+			if (run.len && strcasecmp(wcs, cs) != 0) {
+				mf_charset_to_utf8(cs, (const unsigned char *)run.data, run.len, o);
+				run.len = 0;
+			}
+			if (mf_buf_add(&run, w.data ? w.data : "", w.len) < 0)
+				o->err = MF_ENOMEM;
+			snprintf(cs, sizeof(cs), "%s", wcs);
+			after_word = true;
+			i += wl;
+			continue;
+		}
+		if (after_word && is_wsp(in[i])) {
+			/* white space between two encoded words is dropped */
+			size_t j = i;
+			while (j < len && is_wsp(in[j]))
+				j++;
+			if (encoded_word(in + j, len - j, wcs, sizeof(wcs), &w)) {
+				i = j;
+				continue;
+			}
+		}
+		if (run.len) {
+			mf_charset_to_utf8(cs, (const unsigned char *)run.data, run.len, o);
+			run.len = 0;
+		}
+		after_word = false;
+		mf_out_add(o, in + i, 1);
+		i++;
+	}
+	if (run.len)
+		mf_charset_to_utf8(cs, (const unsigned char *)run.data, run.len, o);
+	mf_buf_free(&run);
+	mf_buf_free(&w);
+}
+
+/* Header text decoded (g_hdr_decode) into a malloc'd string, NULL on
+ * ENOMEM. */
+static char *decoded(const char *in, size_t len)
+{
+	struct mf_out o = {0};
+	g_hdr_decode(in, len, &o);
+	mf_out_add(&o, "", 1);
+	if (o.err) {
+		mf_out_free(&o);
+		return NULL;
+	}
+	return o.b.data;
+}
+
+/* ---- addresses ------------------------------------------------------------- */
+
+static void trim(const char **s, const char **e)
+{
+	while (*s < *e && is_wsp(**s))
+		++*s;
+	while (*e > *s && is_wsp((*e)[-1]))
+		--*e;
+}
+
+/* The display name of an address, s[0..n): quotes and their backslash
+ * escapes removed, encoded words decoded, white space trimmed. NULL on
+ * ENOMEM; "" when there is none. */
+static char *display_name(const char *s, size_t n)
+{
+	struct mf_buf u = {0};
+	bool inq = false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '"') {
+			inq = !inq;
+			continue;
+		}
+		if (s[i] == '\\' && inq && i + 1 < n)
+			i++;
+		if (mf_buf_add(&u, s + i, 1) < 0) {
+			mf_buf_free(&u);
+			return NULL;
+		}
+	}
+	char *d = decoded(u.data ? u.data : "", u.len);
+	mf_buf_free(&u);
+	if (!d)
+		return NULL;
+	const char *b = d, *e = d + strlen(d);
+	trim(&b, &e);
+	memmove(d, b, (size_t)(e - b));
+	d[e - b] = '\0';
+	return d;
+}
+
+/* Append one address s[0..n) ("Name <a@b>", "a@b (Name)" or "a@b") as a
+ * Graph recipient object; 0 when it holds no address (nothing appended),
+ * 1 when appended, MF_ENOMEM. */
+static int recipient(struct mf_buf *b, bool comma, const char *s, size_t n)
+{
+	const char *as = NULL, *ae = NULL, *ns = s, *ne = s;
+	bool inq = false;
+	for (size_t i = 0; i < n && !as; i++) {
+		if (s[i] == '\\' && inq)
+			i++;
+		else if (s[i] == '"')
+			inq = !inq;
+		else if (!inq && s[i] == '<') {
+			ne = s + i;
+			as = s + i + 1;
+			ae = memchr(as, '>', n - i - 1);
+			if (!ae)
+				ae = s + n;
+		}
+	}
+	if (!as) {
+		/* a@b, or the old a@b (Name) */
+		const char *paren = memchr(s, '(', n);
+		as = s;
+		ae = paren ? paren : s + n;
+		if (paren) {
+			const char *close = memchr(paren, ')', (size_t)(s + n - paren));
+			ns = paren + 1;
+			ne = close ? close : s + n;
+		}
+	}
+	trim(&as, &ae);
+	if (ae - as >= 320 || !memchr(as, '@', (size_t)(ae - as)))
+		return 0;
+	char *name = display_name(ns, (size_t)(ne - ns));
+	if (!name)
+		return MF_ENOMEM;
+	int rc = 0;
+	if ((comma && mf_buf_addstr(b, ",") < 0) || mf_buf_addstr(b, "{\"emailAddress\":{") < 0 ||
+	    (name[0] && (mf_buf_addstr(b, "\"name\":") < 0 ||
+			 quote_text(b, (const unsigned char *)name, strlen(name)) < 0 ||
+			 mf_buf_addstr(b, ",") < 0)) ||
+	    mf_buf_addstr(b, "\"address\":") < 0 ||
+	    quote_text(b, (const unsigned char *)as, (size_t)(ae - as)) < 0 ||
+	    mf_buf_addstr(b, "}}") < 0)
+		rc = MF_ENOMEM;
+	free(name);
+	return rc < 0 ? rc : 1;
+}
+
+/* The addresses of a header value as a Graph recipients array, or with
+ * `single` the first one alone (null when there is none). */
+static int recipients(struct mf_buf *b, const char *v, bool single)
+{
+	if (!single && mf_buf_addstr(b, "[") < 0)
 		return MF_ENOMEM;
 	int n = 0;
 	const char *p = v;
-	while (*p) {
+	while (*p && !(single && n)) {
 		/* one address: up to a comma outside quotes and angle brackets */
 		const char *s = p;
 		int inq = 0, ina = 0;
 		while (*p && (inq || ina || *p != ',')) {
-			if (*p == '"')
+			if (*p == '\\' && inq && p[1])
+				p++;
+			else if (*p == '"')
 				inq = !inq;
 			else if (*p == '<' && !inq)
 				ina = 1;
@@ -96,29 +351,15 @@ static int recipients(struct mf_buf *b, const char *v)
 				ina = 0;
 			p++;
 		}
-		char one[512];
-		snprintf(one, sizeof(one), "%.*s", (int)(p - s), s);
+		int rc = recipient(b, n > 0, s, (size_t)(p - s));
+		if (rc < 0)
+			return rc;
+		n += rc;
 		if (*p)
 			p++;
-		char addr[320] = "";
-		char *lt = strchr(one, '<'), *gt = lt ? strchr(lt, '>') : NULL;
-		if (lt && gt)
-			snprintf(addr, sizeof(addr), "%.*s", (int)(gt - lt - 1), lt + 1);
-		else {
-			char *t = one;
-			while (*t == ' ')
-				t++;
-			snprintf(addr, sizeof(addr), "%s", t);
-			size_t l = strlen(addr);
-			while (l && addr[l - 1] == ' ')
-				addr[--l] = '\0';
-		}
-		if (!strchr(addr, '@'))
-			continue;
-		if (mf_buf_addstr(b, n++ ? ",{\"emailAddress\":{\"address\":" : "{\"emailAddress\":{\"address\":") < 0 ||
-		    quote_text(b, (const unsigned char *)addr, strlen(addr)) < 0 || mf_buf_addstr(b, "}}") < 0)
-			return MF_ENOMEM;
 	}
+	if (single)
+		return !n && mf_buf_addstr(b, "null") < 0 ? MF_ENOMEM : 0;
 	return mf_buf_addstr(b, "]") < 0 ? MF_ENOMEM : 0;
 }
 
@@ -434,7 +675,11 @@ int g_store_json(struct g_snk *s, const char *fid, const struct mf_item *item, c
 	if (rc < 0)
 		goto out;
 	size_t hlen = pl.parts[0].hend - pl.parts[0].start;
-	subject = hdr(p, hlen, "Subject");
+	{
+		char *raw = hdr(p, hlen, "Subject");
+		subject = raw ? decoded(raw, strlen(raw)) : NULL;
+		free(raw);
+	}
 	from = hdr(p, hlen, "From");
 	to = hdr(p, hlen, "To");
 	cc = hdr(p, hlen, "Cc");
@@ -457,20 +702,11 @@ int g_store_json(struct g_snk *s, const char *fid, const struct mf_item *item, c
 	    quote_text(&b, (const unsigned char *)(body.b.data ? body.b.data : ""), body.b.len) < 0 ||
 	    mf_buf_addstr(&b, "},\"from\":") < 0)
 		goto nomem;
-	{
-		struct mf_buf fr = {0};
-		if (recipients(&fr, from) < 0) {
-			mf_buf_free(&fr);
-			goto nomem;
-		}
-		/* from is a single recipient, not an array */
-		int r = fr.len > 2 ? mf_buf_add(&b, fr.data + 1, strcspn(fr.data + 1, "]") ) : mf_buf_addstr(&b, "null");
-		mf_buf_free(&fr);
-		if (r < 0)
-			goto nomem;
-	}
-	if (mf_buf_addstr(&b, ",\"toRecipients\":") < 0 || recipients(&b, to) < 0 ||
-	    mf_buf_addstr(&b, ",\"ccRecipients\":") < 0 || recipients(&b, cc) < 0)
+	/* from is a single recipient, not an array */
+	if (recipients(&b, from, true) < 0)
+		goto nomem;
+	if (mf_buf_addstr(&b, ",\"toRecipients\":") < 0 || recipients(&b, to, false) < 0 ||
+	    mf_buf_addstr(&b, ",\"ccRecipients\":") < 0 || recipients(&b, cc, false) < 0)
 		goto nomem;
 	if (item->message_id && (mf_buf_addstr(&b, ",\"internetMessageId\":") < 0 ||
 				 quote_text(&b, (const unsigned char *)item->message_id,

@@ -36,7 +36,7 @@ import argparse, base64, hashlib, json, re, threading, time, urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 A = None
-LOCK = threading.Lock()
+LOCK = threading.RLock()  # send() may run under it (api) and takes it again
 S = {"tokens": {}, "issued": 0, "r401": 0, "r429": 0, "r503": 0, "r504": 0, "creates": 0,
      "inflight": {}, "peak": {}, "mailboxes": {}, "uploads": {}, "requests": 0, "seq": 0}
 WELL_KNOWN = [("inbox", "Inbox"), ("sentitems", "Sent Items"), ("drafts", "Drafts"),
@@ -83,7 +83,17 @@ class H(BaseHTTPRequestHandler):
         if A.verbose:
             super().log_message(fmt, *args)
 
+    def done(self):
+        """The request no longer counts as in flight: called before its answer
+        is written, so that a client that sends its next request on reading
+        the answer is never seen with one request too many."""
+        mbx, self.counted = getattr(self, "counted", None), None
+        if mbx is not None:
+            with LOCK:
+                S["inflight"][mbx] -= 1
+
     def send(self, code, obj=None, headers=None):
+        self.done()
         body = b"" if obj is None else json.dumps(obj).encode()
         self.send_response(code)
         rid = "rid-%d" % S["requests"]
@@ -119,6 +129,7 @@ class H(BaseHTTPRequestHandler):
     def do_DELETE(self): self.route("DELETE")
 
     def route(self, method):
+        self.counted = None
         with LOCK:
             S["requests"] += 1
         u = urllib.parse.urlsplit(self.path)
@@ -155,6 +166,7 @@ class H(BaseHTTPRequestHandler):
                 n = S["inflight"].get(mbx, 0) + 1
                 S["inflight"][mbx] = n
                 S["peak"][mbx] = max(S["peak"].get(mbx, 0), n)
+                self.counted = mbx
         if bad:
             return self.err(401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.")
         try:
@@ -170,8 +182,7 @@ class H(BaseHTTPRequestHandler):
             with LOCK:
                 return self.api(method, ver, mbx, rest, q, data)
         finally:
-            with LOCK:
-                S["inflight"][mbx] -= 1
+            self.done()
 
     def token(self, tenant, data):
         f = urllib.parse.parse_qs(data.decode())

@@ -3,8 +3,12 @@
 mailbox as tab-separated lines the C tests read:
   counter<TAB>name<TAB>value                 (r401 r429 r503 r504 issued peak)
   msg<TAB>folder path<TAB>internetMessageId<TAB>isDraft<TAB>isRead<TAB>flag<TAB>via<TAB>sha256|-<TAB>attachment sha256s
+  head<TAB>internetMessageId<TAB>subject<TAB>from<TAB>toRecipients   (JSON-made messages only)
+where from and each recipient read name<address> (name "" when the JSON had
+none) and recipients are separated by "|". Output is UTF-8.
 """
 import json, sys, urllib.request
+sys.stdout.reconfigure(encoding="utf-8")
 port, mbx = sys.argv[1], sys.argv[2]
 s = json.load(urllib.request.urlopen("http://127.0.0.1:%s/_state" % port))
 for k in ("r401", "r429", "r503", "r504", "issued"):
@@ -22,3 +26,12 @@ for m in sorted(mb["messages"].values(), key=lambda m: m["id"]):
     print("msg\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s" % (path(m["parentFolderId"]), m["internetMessageId"],
           m["isDraft"], m["isRead"], m["flag"]["flagStatus"], m["via"], m.get("sha256") or "-",
           ",".join(a["sha256"] for a in m["attachments"])))
+def who(r):
+    ea = (r or {}).get("emailAddress", {})
+    return "%s<%s>" % (ea.get("name", ""), ea.get("address", ""))
+def flat(t):
+    return (t or "").replace("\t", " ").replace("\n", " ")
+for m in sorted(mb["messages"].values(), key=lambda m: m["id"]):
+    if m["via"] == "json":
+        print("head\t%s\t%s\t%s\t%s" % (m["internetMessageId"], flat(m.get("subject")), flat(who(m.get("from"))),
+              flat("|".join(who(r) for r in m.get("toRecipients") or []))))

@@ -4,9 +4,12 @@
 #include <curl/curl.h>
 #include <nettle/hmac.h>
 
+#include <time.h>
+
 #include "../doubles/azure_sas.h"
 #include "../doubles/cloud_test.h"
 #include "engine/loop.h"
+#include "sinks/blob/blob.h"
 #include "sinks/http/http.h"
 #include "test.h"
 
@@ -302,6 +305,203 @@ TEST(s3_sigv4_verified)
 	free(m);
 }
 
+/* The names of the <Name> elements of a listing, each followed by '\n',
+ * after a leading '\n' (so that "\nNAME\n" finds one). */
+static void names_of(const struct mf_buf *xml, struct mf_buf *names)
+{
+	char name[1024];
+	size_t pos = 0;
+	mf_buf_addstr(names, "\n");
+	while (mf_blob_xml_next(xml->data, xml->len, &pos, "Name", name, sizeof(name)))
+		mf_buf_printf(names, "%s\n", name);
+}
+
+/* Azurite's containers, by List Containers signed here with the account key:
+ * the test's own view, outside the sinks. Returns the status. */
+static long az_containers(struct mf_buf *names)
+{
+	char date[64], line[160];
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	struct mf_buf sts = {0}, auth = {0}, xml = {0};
+	mf_buf_printf(&sts, "GET\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:%s\nx-ms-version:2025-11-05\n"
+			    "/devstoreaccount1/devstoreaccount1\ncomp:list", date);
+	unsigned char key[64];
+	size_t kl = 0;
+	mf_http_unbase64(AZ_KEY, strlen(AZ_KEY), key, sizeof(key), &kl);
+	struct hmac_sha256_ctx ctx;
+	uint8_t mac[32];
+	hmac_sha256_set_key(&ctx, kl, key);
+	hmac_sha256_update(&ctx, sts.len, (const uint8_t *)sts.data);
+	hmac_sha256_digest(&ctx, sizeof(mac), mac);
+	mf_buf_addstr(&auth, "Authorization: SharedKey devstoreaccount1:");
+	mf_http_base64(&auth, mac, sizeof(mac));
+	CURL *e = curl_easy_init();
+	struct curl_slist *h = NULL;
+	snprintf(line, sizeof(line), "x-ms-date: %s", date);
+	h = curl_slist_append(h, line);
+	h = curl_slist_append(h, "x-ms-version: 2025-11-05");
+	h = curl_slist_append(h, auth.data);
+	long st = 0;
+	curl_easy_setopt(e, CURLOPT_URL, "http://127.0.0.1:10000/devstoreaccount1?comp=list");
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &xml);
+	if (curl_easy_perform(e) == CURLE_OK)
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &st);
+	if (st != 200)
+		fprintf(stderr, "list containers: HTTP %ld %.*s\n", st, (int)xml.len, xml.data ? xml.data : "");
+	names_of(&xml, names);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(e);
+	mf_buf_free(&sts);
+	mf_buf_free(&auth);
+	mf_buf_free(&xml);
+	return st;
+}
+
+/* check() of azure-blob with these settings ("key" = the account key,
+ * "bad-key", "sas:PERMS", "bad-sas"); fills err. */
+static int az_check(const char *url, const char *cred, const char *mailbox, struct mf_err *err)
+{
+	struct test_sec s;
+	char sas[512], container[64];
+	const char *c = strstr(url, "devstoreaccount1/") + strlen("devstoreaccount1/");
+	snprintf(container, sizeof(container), "%.*s", (int)strcspn(c, "/"), c);
+	if (!strcmp(cred, "key") || !strcmp(cred, "bad-key")) {
+		setenv("TEST_AZ_CK", !strcmp(cred, "key") ? AZ_KEY
+			: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==", 1);
+		test_sec_init(&s, "url", url, "account", "devstoreaccount1", "key_env", "TEST_AZ_CK", NULL);
+	} else {
+		if (!strncmp(cred, "sas:", 4))
+			test_azure_sas(sas, sizeof(sas), AZ_KEY, container, "2022-11-02", cred + 4);
+		else
+			test_azure_sas(sas, sizeof(sas), "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=", container,
+				       "2022-11-02", "racwl");
+		setenv("TEST_AZ_CK", sas, 1);
+		test_sec_init(&s, "url", url, "account", "devstoreaccount1", "sas_env", "TEST_AZ_CK", NULL);
+	}
+	void *cfg = NULL;
+	struct mf_unit unit = {.id = "ck", .mailbox = (char *)mailbox};
+	memset(err, 0, sizeof(*err));
+	int rc = mf_sink_azure_blob.configure(&s.sec, &cfg, err);
+	if (rc == 0) {
+		rc = mf_sink_azure_blob.check(cfg, &unit, err);
+		mf_sink_azure_blob.free_config(cfg);
+	}
+	CHECK(strstr(err->msg, "sig=") == NULL && strstr(err->msg, "AAAAAAAAAA") == NULL &&
+	      strstr(err->msg, AZ_KEY) == NULL);
+	return rc;
+}
+
+#define AZ_MISSING "http://127.0.0.1:10000/devstoreaccount1/plan-missing"
+
+/* `mailferry plan` looks and never writes: check() on a missing container
+ * leaves it missing (the account's containers are the same before and
+ * after), says that run would create it (Shared Key) or that it cannot be
+ * (SAS); wrong credentials are MF_EAUTH. open(), as run does, creates it. */
+TEST(azure_check_plan)
+{
+	struct mf_buf before = {0}, after = {0}, created = {0};
+	struct mf_err err;
+	CHECK_INT(az_containers(&before), 200);
+	CHECK(before.data && strstr(before.data, "\nmailarchive\n") != NULL);
+	CHECK(before.data && strstr(before.data, "\nplan-missing\n") == NULL);
+
+	CHECK_INT(az_check(AZ_MISSING, "key", "a@example.com", &err), 0);
+	CHECK_INT(err.code, 0);
+	CHECK(strstr(err.msg, "does not exist; run would create it") != NULL);
+	CHECK_INT(az_check(AZ_MISSING, "sas:racwl", "a@example.com", &err), MF_ENOTFOUND);
+	CHECK(strstr(err.msg, "does not exist") != NULL && strstr(err.msg, "SAS cannot create it") != NULL);
+	CHECK_INT(az_check(AZ_MISSING, "bad-key", "a@example.com", &err), MF_EAUTH);
+	CHECK_INT(az_containers(&after), 200);
+	CHECK_STR(after.data, before.data);
+
+	/* the existing container: nothing to say */
+	CHECK_INT(az_check(AZ_URL, "key", "a@example.com", &err), 0);
+	CHECK_STR(err.msg, "");
+	CHECK_INT(az_check(AZ_URL "/sub", "sas:racwl", "a@example.com", &err), 0);
+	CHECK_STR(err.msg, "");
+	/* a SAS that may write but not list passes: writing is not tried */
+	CHECK_INT(az_check(AZ_URL, "sas:cw", "a@example.com", &err), 0);
+	/* wrong key, wrong SAS signature, a SAS that may not write */
+	CHECK_INT(az_check(AZ_URL, "bad-key", "a@example.com", &err), MF_EAUTH);
+	CHECK(strstr(err.msg, "account key was refused") != NULL);
+	CHECK_INT(az_check(AZ_URL, "bad-sas", "a@example.com", &err), MF_EAUTH);
+	CHECK(strstr(err.msg, "SAS was refused") != NULL);
+	CHECK_INT(az_check(AZ_URL, "sas:rl", "a@example.com", &err), MF_EAUTH);
+	CHECK(strstr(err.msg, "may not write") != NULL);
+	CHECK_INT(az_check(AZ_URL, "key", "a/b@example.com", &err), MF_EMAILBOX);
+	mf_buf_free(&after);
+	CHECK_INT(az_containers(&after), 200);
+	CHECK_STR(after.data, before.data);
+
+	/* what run does: open() makes the container */
+	struct test_sec s;
+	setenv("TEST_AZ_KEY", AZ_KEY, 1);
+	test_sec_init(&s, "url", AZ_MISSING, "account", "devstoreaccount1", "key_env", "TEST_AZ_KEY", NULL);
+	void *cfg = NULL, *snk = NULL;
+	struct mf_unit unit = {.id = "ck", .mailbox = "a@example.com"};
+	CHECK_INT(mf_sink_azure_blob.configure(&s.sec, &cfg, &err), 0);
+	CHECK_INT(mf_sink_azure_blob.open(cfg, &unit, &snk, &err), 0);
+	mf_sink_azure_blob.close(snk);
+	mf_sink_azure_blob.free_config(cfg);
+	CHECK_INT(az_containers(&created), 200);
+	CHECK(created.data && strstr(created.data, "\nplan-missing\n") != NULL);
+	CHECK_INT(az_check(AZ_MISSING, "key", "a@example.com", &err), 0);
+	CHECK_STR(err.msg, "");
+	mf_buf_free(&before);
+	mf_buf_free(&after);
+	mf_buf_free(&created);
+}
+
+static int s3_check(const char *url, const char *akid, const char *secret, struct mf_err *err)
+{
+	struct test_sec s;
+	setenv("TEST_S3_CK", secret, 1);
+	test_sec_init(&s, "url", url, "region", "us-east-1", "access_key_id", akid,
+		      "secret_access_key_env", "TEST_S3_CK", NULL);
+	void *cfg = NULL;
+	struct mf_unit unit = {.id = "ck", .mailbox = "a@example.com"};
+	memset(err, 0, sizeof(*err));
+	int rc = mf_sink_s3.configure(&s.sec, &cfg, err);
+	if (rc == 0) {
+		rc = mf_sink_s3.check(cfg, &unit, err);
+		mf_sink_s3.free_config(cfg);
+	}
+	CHECK(strstr(err->msg, secret) == NULL);
+	return rc;
+}
+
+/* s3: check() reads only; a missing bucket is reported (run does not make
+ * buckets) and stays missing; a refused key is MF_EAUTH (the SigV4
+ * verifier checks signatures, s3rver does not). */
+TEST(s3_check_plan)
+{
+	struct mf_buf x1 = {0}, x2 = {0}, before = {0}, after = {0};
+	struct mf_err err;
+	CHECK_INT(raw("GET", "http://127.0.0.1:4568/", "aws:amz:us-east-1:s3", &x1), 200);
+	names_of(&x1, &before);
+	CHECK(before.data && strstr(before.data, "\nmailarchive\n") != NULL);
+	CHECK(before.data && strstr(before.data, "\nplan-missing\n") == NULL);
+	CHECK_INT(s3_check("http://127.0.0.1:4568/plan-missing/pre", "S3RVER", "S3RVER", &err), MF_ENOTFOUND);
+	CHECK(strstr(err.msg, "bucket /plan-missing: the bucket does not exist") != NULL);
+	CHECK_INT(raw("GET", "http://127.0.0.1:4568/", "aws:amz:us-east-1:s3", &x2), 200);
+	names_of(&x2, &after);
+	CHECK_STR(after.data, before.data);
+	CHECK_INT(s3_check("http://127.0.0.1:4568/mailarchive", "S3RVER", "S3RVER", &err), 0);
+	CHECK_INT(s3_check("http://127.0.0.1:4569/bucket/pre", "AKIDEXAMPLE",
+			   "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", &err), 0);
+	CHECK_INT(s3_check("http://127.0.0.1:4569/bucket/pre", "AKIDEXAMPLE", "wrong-secret", &err), MF_EAUTH);
+	CHECK(strstr(err.msg, "access key was refused") != NULL);
+	mf_buf_free(&x1);
+	mf_buf_free(&x2);
+	mf_buf_free(&before);
+	mf_buf_free(&after);
+}
+
 int main(void)
 {
 	int rc = cloud_start("cloud-blob", "azurite s3rver sigv4", NULL);
@@ -314,6 +514,8 @@ int main(void)
 	RUN(azure_bad_key);
 	RUN(s3_s3rver);
 	RUN(s3_sigv4_verified);
+	RUN(azure_check_plan);
+	RUN(s3_check_plan);
 	mf_loop_stop_thread();
 	cloud_stop();
 	return test_done();

@@ -8,6 +8,7 @@
 
 #include "../doubles/cloud_test.h"
 #include "engine/loop.h"
+#include "sinks/graph/graph.h"
 #include "sinks/http/http.h"
 #include "test.h"
 
@@ -17,8 +18,9 @@ extern const struct mf_sink_ops mf_sink_graph;
 
 struct state {
 	long r401, r429, r503, r504, issued, peak;
-	int n;
+	int n, nhead;
 	char line[64][512];
+	char head[16][512]; /* "msgid\tsubject\tfrom\tto" of JSON-made messages */
 };
 
 static void graph_state(const char *mbx, struct state *st)
@@ -42,6 +44,8 @@ static void graph_state(const char *mbx, struct state *st)
 			if (!strcmp(name, "peak")) st->peak = v;
 		} else if (!strncmp(buf, "msg\t", 4) && st->n < 64) {
 			snprintf(st->line[st->n++], 512, "%s", buf + 4);
+		} else if (!strncmp(buf, "head\t", 5) && st->nhead < 16) {
+			snprintf(st->head[st->nhead++], 512, "%s", buf + 5);
 		}
 	}
 	pclose(f);
@@ -66,19 +70,32 @@ static void restart_double(const char *args)
 		fprintf(stderr, "cannot restart the double\n");
 }
 
-static void *open_cfg(const char *mode)
+/* configure() with the double's settings, `mode` and one more key (k NULL:
+ * none); its result, with the error in *err. */
+static int configure_kv(const char *mode, const char *k, const char *v, void **cfg,
+			struct mf_err *err)
 {
 	struct test_sec s;
 	setenv("TEST_GRAPH_SECRET", SECRET, 1);
 	test_sec_init(&s, "graph_url", "http://127.0.0.1:4570", "login_url", "http://127.0.0.1:4570",
 		      "tenant", "contoso.onmicrosoft.com", "client_id", "client-1", "client_secret_env",
-		      "TEST_GRAPH_SECRET", "mode", mode, NULL);
+		      "TEST_GRAPH_SECRET", "mode", mode, k, v, NULL);
+	*cfg = NULL;
+	return mf_sink_graph.configure(&s.sec, cfg, err);
+}
+
+static void *open_cfg_kv(const char *mode, const char *k, const char *v)
+{
 	void *cfg = NULL;
 	struct mf_err err = {0};
-	int rc = mf_sink_graph.configure(&s.sec, &cfg, &err);
-	if (rc < 0)
+	if (configure_kv(mode, k, v, &cfg, &err) < 0)
 		fprintf(stderr, "configure: %s\n", err.msg);
 	return cfg;
+}
+
+static void *open_cfg(const char *mode)
+{
+	return open_cfg_kv(mode, NULL, NULL);
 }
 
 static void path_of(struct mf_path *p, const char *a, const char *b, const char *c)
@@ -215,6 +232,7 @@ TEST(json_fallback_upload_session)
  * ever seeing a 5th request in flight, so no 429 is collected. */
 struct worker {
 	void *cfg;
+	char *mailbox; /* NULL: carol@contoso.com */
 	int n;
 	int failures;
 };
@@ -224,6 +242,8 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	struct mf_err err = {0};
 	struct mf_unit unit = {.id = "gw", .mailbox = "carol@contoso.com"};
+	if (w->mailbox)
+		unit.mailbox = w->mailbox;
 	void *snk = NULL, *fh = NULL;
 	if (mf_sink_graph.open(w->cfg, &unit, &snk, &err) < 0) {
 		w->failures++;
@@ -274,6 +294,137 @@ TEST(concurrency_limit)
 	CHECK_INT(st.n, 32);
 	CHECK_INT(st.r429, 0);
 	CHECK(st.peak >= 2 && st.peak <= 4);
+	mf_sink_graph.free_config(cfg);
+}
+
+/* The pacing keys: out-of-range values are refused naming the key and the
+ * range; mailbox_concurrency = 1 keeps a mailbox at one request in flight
+ * however many workers share it. */
+TEST(pacing_config)
+{
+	static const struct {
+		const char *key, *value, *range;
+	} bad[] = {
+		{"mailbox_concurrency", "0", "(1..4"},
+		{"mailbox_concurrency", "5", "(1..4"},
+		{"requests_per_10min", "0", "(1..10000"},
+		{"requests_per_10min", "10001", "(1..10000"},
+		{"upload_mb_per_5min", "0", "(1..150"},
+		{"upload_mb_per_5min", "151", "(1..150"},
+		{"mailbox_concurrency", "two", "not a whole number"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		void *cfg = NULL;
+		struct mf_err err = {0};
+		CHECK_INT(configure_kv("import-mime", bad[i].key, bad[i].value, &cfg, &err), MF_ECONFIG);
+		CHECK(cfg == NULL);
+		CHECK(strstr(err.msg, bad[i].key) != NULL);
+		CHECK(strstr(err.msg, bad[i].range) != NULL);
+		if (!strstr(err.msg, bad[i].key) || !strstr(err.msg, bad[i].range))
+			fprintf(stderr, "%s = %s: %s\n", bad[i].key, bad[i].value, err.msg);
+		mf_sink_graph.free_config(cfg);
+	}
+	void *cfg = open_cfg_kv("import-mime", "mailbox_concurrency", "1");
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	struct worker w[6];
+	pthread_t t[6];
+	for (int i = 0; i < 6; i++) {
+		w[i] = (struct worker){.cfg = cfg, .mailbox = "hank@contoso.com", .n = i};
+		pthread_create(&t[i], NULL, worker_main, &w[i]);
+	}
+	int fails = 0;
+	for (int i = 0; i < 6; i++) {
+		pthread_join(t[i], NULL);
+		fails += w[i].failures;
+	}
+	CHECK_INT(fails, 0);
+	struct state st;
+	graph_state("hank@contoso.com", &st);
+	CHECK_INT(st.n, 24);
+	CHECK_INT(st.peak, 1);
+	mf_sink_graph.free_config(cfg);
+}
+
+/* RFC 2047 decoding, alone. */
+static void check_decode(const char *in, const char *want)
+{
+	struct mf_out o = {0};
+	g_hdr_decode(in, strlen(in), &o);
+	mf_out_add(&o, "", 1);
+	CHECK_INT(o.err, 0);
+	CHECK_STR(o.b.data ? o.b.data : "", want);
+	mf_out_free(&o);
+}
+
+TEST(hdr_decode)
+{
+	check_decode("=?ISO-8859-1?Q?Andr=E9_M=FCller?=", "Andr\xC3\xA9 M\xC3\xBCller");
+	check_decode("=?iso-8859-1?q?Andr=e9?=", "Andr\xC3\xA9");
+	/* adjacent words, white space (folding included) between them dropped */
+	check_decode("=?UTF-8?B?R3LDvMOfZQ==?=\t =?ISO-8859-1?Q?_aus_K=F6ln?=",
+		     "Gr\xC3\xBC\xC3\x9F" "e aus K\xC3\xB6ln");
+	/* a character split across two words of one charset */
+	check_decode("=?UTF-8?B?R3LD?= =?utf-8?b?vG4=?=", "Gr\xC3\xBCn");
+	/* unpadded base64, a language tag */
+	check_decode("=?UTF-8?B?5pel5pys?= =?UTF-8*ja?B?5pel?=", "\xE6\x97\xA5\xE6\x9C\xAC\xE6\x97\xA5");
+	/* text between words keeps its spaces */
+	check_decode("=?UTF-8?Q?a?= b =?UTF-8?Q?c?=", "a b c");
+	check_decode("Re: =?UTF-8?Q?caf=C3=A9?= ok", "Re: caf\xC3\xA9 ok");
+	/* unknown charset: windows-1252 (0x80 is the euro sign there) */
+	check_decode("=?x-unknown?Q?caf=E9_=80?=", "caf\xC3\xA9 \xE2\x82\xAC");
+	/* malformed words stay as they are, and so does the space before them */
+	check_decode("=?UTF-8?B?@@?= x", "=?UTF-8?B?@@?= x");
+	check_decode("=?UTF-8?Q?bad=ZZ?=", "=?UTF-8?Q?bad=ZZ?=");
+	check_decode("=?UTF-8?X?abc?=", "=?UTF-8?X?abc?=");
+	check_decode("=?UTF-8?B?YQ?= =?UTF-8?B?Y?=", "a =?UTF-8?B?Y?=");
+	check_decode("=?UTF-8?Q?open", "=?UTF-8?Q?open");
+	check_decode("=??Q?x?=", "=??Q?x?=");
+	check_decode("1 =? 2 ?= 3", "1 =? 2 ?= 3");
+	/* invalid UTF-8 in a UTF-8 word: U+FFFD */
+	check_decode("=?UTF-8?Q?a=FFb?=", "a\xEF\xBF\xBD" "b");
+	check_decode("", "");
+}
+
+/* The JSON path decodes encoded words in the subject and the display
+ * names (quotes removed), and sends names with the addresses. */
+TEST(json_encoded_words)
+{
+	void *cfg = open_cfg("json"), *snk = NULL, *fh = NULL;
+	struct mf_err err = {0};
+	struct mf_unit unit = {.id = "g7", .mailbox = "ivan@contoso.com"};
+	CHECK_INT(mf_sink_graph.open(cfg, &unit, &snk, &err), 0);
+	struct mf_path p;
+	path_of(&p, "Encoded", NULL, NULL);
+	CHECK_INT(mf_sink_graph.folder(snk, &p, MF_ROLE_NONE, &fh, &err), 0);
+	static const char msg[] =
+		"From: =?ISO-8859-1?Q?Andr=E9_M=FCller?= <andre@example.com>\r\n"
+		"To: \"=?UTF-8?B?w5xiZXJ0?=\" <ue@example.com>, \"Doe, \\\"JD\\\" Jane\" <jd@example.com>,\r\n"
+		" =?UTF-8?B?R3LD?=\r\n =?UTF-8?B?vG4=?= <gruen@example.com>, plain@example.com,\r\n"
+		" old@example.com (=?ISO-8859-1?Q?J=F6rg?=)\r\n"
+		"Subject: =?UTF-8?B?R3LDvMOfZQ==?=\r\n =?ISO-8859-1?Q?_aus_K=F6ln?= -\r\n"
+		" =?x-unknown?Q?caf=E9?= =?UTF-8?B?@@?=\r\n"
+		"Date: Mon, 04 Mar 2024 10:00:00 +0000\r\nMessage-ID: <enc@x>\r\nMIME-Version: 1.0\r\n"
+		"Content-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n";
+	struct test_item it;
+	test_item_init(&it, msg, sizeof(msg) - 1, 0, "<enc@x>", 0);
+	char id[MF_SINK_ID_MAX];
+	int rc = mf_sink_graph.store(snk, fh, &it.it, id, &err);
+	CHECK_INT(rc, 0);
+	if (rc < 0)
+		fprintf(stderr, "store: %s\n", err.msg);
+	mf_sink_graph.close(snk);
+	struct state st;
+	graph_state("ivan@contoso.com", &st);
+	CHECK_INT(st.nhead, 1);
+	CHECK_STR(st.head[0],
+		  "<enc@x>\t"
+		  "Gr\xC3\xBC\xC3\x9F" "e aus K\xC3\xB6ln - caf\xC3\xA9 =?UTF-8?B?@@?=\t"
+		  "Andr\xC3\xA9 M\xC3\xBCller<andre@example.com>\t"
+		  "\xC3\x9C" "bert<ue@example.com>|Doe, \"JD\" Jane<jd@example.com>|"
+		  "Gr\xC3\xBCn<gruen@example.com>|<plain@example.com>|J\xC3\xB6rg<old@example.com>");
+	mf_path_free(&p);
 	mf_sink_graph.free_config(cfg);
 }
 
@@ -543,6 +694,9 @@ int main(void)
 	RUN(import_mime_folders_probe);
 	RUN(json_fallback_upload_session);
 	RUN(concurrency_limit);
+	RUN(pacing_config);
+	RUN(hdr_decode);
+	RUN(json_encoded_words);
 	RUN(message_ids_paged);
 	RUN(bad_secret);
 	RUN(faults_exactly_once);
