@@ -76,6 +76,7 @@ static const struct mf_conf_key az_keys[] = {
 	{"sas_env", false, "environment variable holding a SAS"},
 	{"sas_file", false, "file holding a SAS"},
 	{"upload", false, "messages (default) | pst-files"},
+	MF_HTTP_TLS_KEYS,
 	{NULL, false, NULL},
 };
 
@@ -178,6 +179,9 @@ static int az_configure(const struct mf_conf_section *sec, void **out, struct mf
 	}
 	if (!c->base || !c->account)
 		goto nomem;
+	const char *tls_for[] = {c->base};
+	if ((rc = mf_http_tls_conf(sec, tls_for, 1, err)) < 0)
+		goto fail;
 	/* Split the path: [account/] container [/sub...] */
 	const char *p = ps + 1;
 	size_t al = strlen(c->account);

@@ -35,6 +35,7 @@ static const struct mf_conf_key s3_keys[] = {
 	{"secret_access_key", false, "secret key (prefer secret_access_key_env or _file)"},
 	{"secret_access_key_env", false, "environment variable holding the secret key"},
 	{"secret_access_key_file", false, "file holding the secret key"},
+	MF_HTTP_TLS_KEYS,
 	{NULL, false, NULL},
 };
 
@@ -73,6 +74,11 @@ static int s3_configure(const struct mf_conf_section *sec, void **out, struct mf
 		goto fail;
 	}
 	c->base = strndup(url, (size_t)(ps - url));
+	if (!c->base)
+		goto nomem;
+	const char *tls_for[] = {c->base};
+	if ((rc = mf_http_tls_conf(sec, tls_for, 1, err)) < 0)
+		goto fail;
 	size_t bl = strcspn(ps + 1, "/");
 	if (mf_buf_printf(&b, "/%.*s", (int)bl, ps + 1) < 0)
 		goto nomem;

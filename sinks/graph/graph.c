@@ -25,6 +25,7 @@ static const struct mf_conf_key g_keys[] = {
 	{"mailbox_concurrency", false, "requests in flight per mailbox, 1..4 (default 4, Graph's limit)"},
 	{"requests_per_10min", false, "requests per mailbox in any 10 minutes, 1..10000 (default 10000)"},
 	{"upload_mb_per_5min", false, "MB uploaded per mailbox in any 5 minutes, 1..150 (default 150)"},
+	MF_HTTP_TLS_KEYS,
 	{NULL, false, NULL},
 };
 
@@ -96,6 +97,9 @@ static int g_configure(const struct mf_conf_section *sec, void **out, struct mf_
 	}
 	c->graph_url = trim_slash(gu);
 	c->login_url = trim_slash(lu);
+	const char *tls_for[] = {c->graph_url, c->login_url};
+	if ((rc = mf_http_tls_conf(sec, tls_for, 2, err)) < 0)
+		goto fail;
 	c->tenant = strdup(mf_conf_get(sec, "tenant", ""));
 	c->client_id = strdup(mf_conf_get(sec, "client_id", ""));
 	struct mf_buf sc = {0};

@@ -4,6 +4,8 @@
 #include "http.h"
 
 #include <ctype.h>
+#include <unistd.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "engine/conf.h"
 #include "engine/stats.h"
 #include "engine/log.h"
 #include "engine/loop.h"
@@ -477,6 +480,7 @@ static void reset_outputs(struct mf_http_req *r)
 	if (r->resp.data)
 		r->resp.data[0] = '\0';
 	r->request_id[0] = r->client_request_id[0] = r->error_code[0] = '\0';
+	r->tls_untrusted = false;
 	r->etag[0] = r->location[0] = '\0';
 	r->retry_after_ms = -1;
 }
@@ -489,6 +493,101 @@ void mf_http_req_free(struct mf_http_req *req)
 	reset_outputs(req);
 	req->attempts = 0;
 	req->resolved = false;
+}
+
+/* ---- TLS settings per service ---------------------------------------------- */
+
+struct tls_rule {
+	char *prefix;
+	bool verify;
+	char *ca_file;
+};
+static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_rule *tls_rules; /* under tls_lock */
+static size_t ntls;
+
+static int tls_add(const char *prefix, bool verify, const char *ca_file)
+{
+	char *p = strdup(prefix), *ca = ca_file ? strdup(ca_file) : NULL;
+	if (!p || (ca_file && !ca)) {
+		free(p);
+		free(ca);
+		return MF_ENOMEM;
+	}
+	pthread_mutex_lock(&tls_lock);
+	for (size_t i = 0; i < ntls; i++) {
+		if (strcmp(tls_rules[i].prefix, p) == 0) { /* reconfigured: replace */
+			free(tls_rules[i].prefix);
+			free(tls_rules[i].ca_file);
+			tls_rules[i] = (struct tls_rule){.prefix = p, .verify = verify, .ca_file = ca};
+			pthread_mutex_unlock(&tls_lock);
+			return 0;
+		}
+	}
+	struct tls_rule *r = realloc(tls_rules, (ntls + 1) * sizeof(*r));
+	if (!r) {
+		pthread_mutex_unlock(&tls_lock);
+		free(p);
+		free(ca);
+		return MF_ENOMEM;
+	}
+	tls_rules = r;
+	tls_rules[ntls++] = (struct tls_rule){.prefix = p, .verify = verify, .ca_file = ca};
+	pthread_mutex_unlock(&tls_lock);
+	return 0;
+}
+
+int mf_http_tls_conf(const struct mf_conf_section *sec, const char *const *prefixes, size_t n,
+		     struct mf_err *err)
+{
+	bool verify;
+	char *ca = NULL;
+	int rc = mf_conf_bool(sec, "tls_verify", true, &verify, err);
+	if (rc == 0)
+		rc = mf_conf_path(sec, "tls_ca_file", NULL, &ca, err);
+	if (rc == 0 && ca && access(ca, R_OK) != 0)
+		rc = mf_conf_error(sec, "tls_ca_file", err, "cannot read %s: %s", ca, strerror(errno));
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (!prefixes[i])
+			continue;
+		if ((rc = tls_add(prefixes[i], verify, ca)) < 0)
+			rc = mf_err_set(err, rc, "out of memory");
+		else if (!verify && strncasecmp(prefixes[i], "https:", 6) == 0)
+			mf_log(MF_LOG_WARN,
+			       "event=tls_verify_off url=%s msg=\"server certificate not verified (tls_verify = no)\"",
+			       prefixes[i]);
+	}
+	free(ca);
+	return rc;
+}
+
+/* Apply the rule of the longest matching prefix (default: verify against
+ * the system's CAs). */
+static void tls_apply(CURL *e, const char *url)
+{
+	bool verify = true;
+	const char *ca = NULL;
+	size_t best = 0;
+	pthread_mutex_lock(&tls_lock);
+	for (size_t i = 0; i < ntls; i++) {
+		size_t l = strlen(tls_rules[i].prefix);
+		if (l > best && strncmp(url, tls_rules[i].prefix, l) == 0) {
+			best = l;
+			verify = tls_rules[i].verify;
+			ca = tls_rules[i].ca_file;
+		}
+	}
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
+	if (ca)
+		curl_easy_setopt(e, CURLOPT_CAINFO, ca); /* curl copies the string */
+	pthread_mutex_unlock(&tls_lock);
+}
+
+static bool tls_trust_error(CURLcode c)
+{
+	return c == CURLE_PEER_FAILED_VERIFICATION || c == CURLE_SSL_CACERT_BADFILE ||
+	       c == CURLE_SSL_ISSUER_ERROR || c == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
 }
 
 int mf_http_attempt(struct mf_http_req *req, struct mf_err *err)
@@ -507,8 +606,7 @@ int mf_http_attempt(struct mf_http_req *req, struct mf_err *err)
 	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)&x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cerr);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	tls_apply(e, req->url);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
@@ -556,8 +654,14 @@ int mf_http_attempt(struct mf_http_req *req, struct mf_err *err)
 		req->resp.data[req->resp.len] = '\0';
 	if (x.result != CURLE_OK) {
 		req->status = 0;
-		rc = mf_err_set(err, x.result == CURLE_OUT_OF_MEMORY ? MF_ENOMEM : MF_ECONN, "%s",
-				cerr[0] ? cerr : curl_easy_strerror(x.result));
+		req->tls_untrusted = tls_trust_error(x.result);
+		rc = mf_err_set(err, x.result == CURLE_OUT_OF_MEMORY ? MF_ENOMEM
+				     : req->tls_untrusted                ? MF_ECONFIG
+									 : MF_ECONN,
+				"%s%s", cerr[0] ? cerr : curl_easy_strerror(x.result),
+				req->tls_untrusted ? " (the server's certificate is not trusted: "
+						     "set tls_ca_file to its CA, or tls_verify = no)"
+						   : "");
 		mf_http_redact(err->msg);
 		goto out;
 	}
@@ -719,6 +823,11 @@ int mf_http_send(struct mf_http_req *req, const long *ok, struct mf_err *err)
 			if (req->hooks.reauth(req->hooks.arg, req, err) < 0)
 				return mf_http_fail(req, MF_EAUTH, err, NULL);
 			continue;
+		}
+		if (req->tls_untrusted) { /* no retry fixes trust */
+			if (err)
+				*err = aerr;
+			return mf_http_fail(req, MF_ECONFIG, err, NULL);
 		}
 		if (!retryable(st) || req->attempts >= max) {
 			if (err && st == 0)

@@ -94,6 +94,7 @@ struct mf_http_req {
 	long retry_after_ms;       /* from Retry-After, -1 when absent */
 	int attempts;
 	bool resolved;             /* the resolve hook found the item */
+	bool tls_untrusted;        /* the last attempt failed the certificate check */
 };
 
 /* Free what a request owns (headers, response) and zero the outputs; the
@@ -109,7 +110,8 @@ int mf_http_attempt(struct mf_http_req *req, struct mf_err *err);
  * describing the failure (method, redacted URL, status, error code, request
  * ids): 401 -> MF_EAUTH, 403 -> MF_EAUTH, 404 -> MF_ENOTFOUND, 413 ->
  * MF_ETOOBIG, 507 -> MF_EQUOTA, 429/503 after all attempts -> MF_ETHROTTLED,
- * other 4xx -> MF_EMSG, 5xx/transport -> MF_ECONN. Non-2xx statuses the
+ * other 4xx -> MF_EMSG, 5xx/transport -> MF_ECONN, a server certificate
+ * that is not trusted -> MF_ECONFIG (no retry). Non-2xx statuses the
  * caller wants to handle itself (e.g. 409 for "exists") are listed in `ok`
  * (0-terminated, may be NULL): they return 0 too. */
 int mf_http_send(struct mf_http_req *req, const long *ok, struct mf_err *err);
@@ -135,6 +137,22 @@ int mf_http_escape(struct mf_buf *out, const char *s, size_t len, bool keep_slas
 int mf_http_base64(struct mf_buf *out, const void *data, size_t len);
 /* Decode base64; returns 0, or MF_EINVAL on bad input. */
 int mf_http_unbase64(const char *in, size_t len, unsigned char *out, size_t cap, size_t *outlen);
+
+/* --- TLS settings per service --- */
+
+/* The [sink] keys every HTTP sink takes for TLS, for its key table. */
+#define MF_HTTP_TLS_KEYS                                                                    \
+	{"tls_verify", false,                                                               \
+	 "yes (default): check the server's certificate and name; no: do not (warned on every run)"}, \
+	{"tls_ca_file", false, "PEM file of the CAs to trust instead of the system's"}
+
+/* Read tls_verify / tls_ca_file from sec and apply them to every request
+ * whose URL starts with one of the n `prefixes` (the sink's service URLs).
+ * tls_verify = no logs a warning naming each prefix. Call from configure
+ * (once per run). 0 or MF_ECONFIG / MF_ENOMEM. */
+struct mf_conf_section;
+int mf_http_tls_conf(const struct mf_conf_section *sec, const char *const *prefixes, size_t n,
+		     struct mf_err *err);
 
 /* --- OAuth2 client credentials (oauth.c) --- */
 

@@ -30,6 +30,7 @@ It behaves as ../shared/docs/cloud-sinks.md describes the real service:
   GET /upload/{sid}?authtoken=...                     the session's nextExpectedRanges
   A request whose body is cut short is never acted on (no Content-Length on a
   request with a body -> 411), as with any real HTTP server.
+  --tls-cert/--tls-key: HTTPS instead of HTTP.
   GET /_state (no auth): everything, as JSON, for the tests' checks.
 """
 import argparse, base64, hashlib, json, re, threading, time, urllib.parse
@@ -74,6 +75,9 @@ def header(mime, name):
     head = mime.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     m = re.search(rb"(?im)^" + name.encode() + rb":[ \t]*(.*(?:\r?\n[ \t].*)*)", head)
     return m.group(1).decode("utf-8", "replace").strip() if m else None
+
+
+SCHEME = "http"
 
 
 class H(BaseHTTPRequestHandler):
@@ -242,7 +246,7 @@ class H(BaseHTTPRequestHandler):
                 out = {"value": [{"id": f["id"], "displayName": f["displayName"], "parentFolderId": fid}
                                  for f in page]}
                 if skip + A.page < len(kids):
-                    out["@odata.nextLink"] = "http://127.0.0.1:%d/%s/users/%s/mailFolders/%s/childFolders?$skip=%d" % (
+                    out["@odata.nextLink"] = "%s://127.0.0.1:%d/%s/users/%s/mailFolders/%s/childFolders?$skip=%d" % (SCHEME, 
                         A.port, ver, urllib.parse.quote(mbx), fid, skip + A.page)
                 return self.send(200, out)
             if method == "POST":
@@ -372,7 +376,7 @@ class H(BaseHTTPRequestHandler):
             sid = nid("up")
             S["uploads"][sid] = {"mbx": mbx, "msg": m.group(1), "name": it.get("name"), "size": size,
                                  "got": 0, "h": hashlib.sha256(), "secret": hashlib.sha256(sid.encode()).hexdigest()}
-            return self.send(201, {"uploadUrl": "http://127.0.0.1:%d/upload/%s?authtoken=%s" % (
+            return self.send(201, {"uploadUrl": "%s://127.0.0.1:%d/upload/%s?authtoken=%s" % (SCHEME, 
                 A.port, sid, S["uploads"][sid]["secret"]), "nextExpectedRanges": ["0-"]})
         return self.err(404, "ResourceNotFound", "no route %s %s" % (method, rest))
 
@@ -390,7 +394,7 @@ class H(BaseHTTPRequestHandler):
         out = {"value": [{k: v for k, v in self.public(x).items() if not sel or k in sel or k == "id"}
                          for x in page]}
         if skip + n < len(msgs):
-            out["@odata.nextLink"] = "http://127.0.0.1:%d/%s/users/%s/mailFolders/%s/messages?%s" % (
+            out["@odata.nextLink"] = "%s://127.0.0.1:%d/%s/users/%s/mailFolders/%s/messages?%s" % (SCHEME, 
                 A.port, ver, urllib.parse.quote(mbx), fid, urllib.parse.urlencode(
                     {"$select": ",".join(sel), "$top": top, "$skip": skip + n}))
         return self.send(200, out)
@@ -437,6 +441,8 @@ def main():
     p.add_argument("--latency", type=int, default=0, help="ms per Graph request")
     p.add_argument("--fail-before", type=int, default=0)
     p.add_argument("--fail-after", type=int, default=0)
+    p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (and --tls-key)")
+    p.add_argument("--tls-key")
     p.add_argument("--fail-attach-after", type=int, default=0)
     p.add_argument("--expire-early", type=int, default=0, help="every Nth request expires its token")
     p.add_argument("--folder-race", action="store_true")
@@ -444,6 +450,13 @@ def main():
     A = p.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", A.port), H)
     srv.daemon_threads = True
+    if A.tls_cert:
+        import ssl
+        global SCHEME
+        SCHEME = "https"
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(A.tls_cert, A.tls_key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     srv.serve_forever()
 
 
