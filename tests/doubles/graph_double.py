@@ -23,6 +23,7 @@ It behaves as ../shared/docs/cloud-sinks.md describes the real service:
   DELETE /v1.0/users/{m}/messages/{id}                 204 (the message is gone)
   More than 4 requests in flight for one mailbox -> 429 ApplicationThrottled, Retry-After.
   --fail-before N: every Nth create gets 503 (Retry-After: 1) before storing.
+  --no-retry-after: 429 and 503 answers carry no Retry-After (the client backs off).
   --expire-early K: every Kth Graph request finds its token expired (401).
   --fail-after M:  every Mth create is stored, then answered 504 (the ambiguous case).
   --fail-attach-after K: every Kth attachment POST or upload chunk PUT is taken,
@@ -78,6 +79,11 @@ def header(mime, name):
 
 
 SCHEME = "http"
+
+
+def RA():
+    """The Retry-After header of a 429/503, unless --no-retry-after."""
+    return None if A.no_retry_after else {"Retry-After": "1"}
 
 
 class H(BaseHTTPRequestHandler):
@@ -180,7 +186,7 @@ class H(BaseHTTPRequestHandler):
                     S["r429"] += 1
             if over:
                 return self.err(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.",
-                                {"Retry-After": "1"})
+                                RA())
             if A.latency:
                 time.sleep(A.latency / 1000.0)
             with LOCK:
@@ -275,7 +281,7 @@ class H(BaseHTTPRequestHandler):
                 return self.err(400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.")
             fault = self.create_fault()
             if fault == "before":
-                return self.err(503, "ServiceUnavailable", "try later", {"Retry-After": "1"})
+                return self.err(503, "ServiceUnavailable", "try later", RA())
             msg = self.store(mb, fid, mime, {"isDraft": False, "isRead": False, "flag": {"flagStatus": "notFlagged"},
                                             "internetMessageId": header(mime, "Message-ID"),
                                             "subject": header(mime, "Subject"), "via": "importMime"})
@@ -303,7 +309,7 @@ class H(BaseHTTPRequestHandler):
             props = {p["id"]: p["value"] for p in j.get("singleValueExtendedProperties", [])}
             fault = self.create_fault()
             if fault == "before":
-                return self.err(503, "ServiceUnavailable", "try later", {"Retry-After": "1"})
+                return self.err(503, "ServiceUnavailable", "try later", RA())
             msg = self.store(mb, fid, None, {
                 "isDraft": str(props.get("Integer 0x0E07", "8")) != "1", "isRead": bool(j.get("isRead", False)),
                 "flag": j.get("flag", {"flagStatus": "notFlagged"}), "internetMessageId": j.get("internetMessageId"),
@@ -441,6 +447,7 @@ def main():
     p.add_argument("--latency", type=int, default=0, help="ms per Graph request")
     p.add_argument("--fail-before", type=int, default=0)
     p.add_argument("--fail-after", type=int, default=0)
+    p.add_argument("--no-retry-after", action="store_true", help="429/503 without Retry-After")
     p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (and --tls-key)")
     p.add_argument("--tls-key")
     p.add_argument("--fail-attach-after", type=int, default=0)

@@ -684,6 +684,46 @@ TEST(json_attachments_exactly_once)
 	mf_sink_graph.free_config(cfg);
 }
 
+/* 503 answers without Retry-After: the client backs off by itself (full
+ * jitter) and every message still arrives once. */
+TEST(no_retry_after)
+{
+	restart_double("--fail-before 2 --no-retry-after");
+	void *cfg = open_cfg("import-mime"), *snk = NULL, *fh = NULL;
+	struct mf_err err = {0};
+	struct mf_unit unit = {.id = "g7", .mailbox = "hank@contoso.com"};
+	CHECK_INT(mf_sink_graph.open(cfg, &unit, &snk, &err), 0);
+	struct mf_path p;
+	path_of(&p, "NoRA", NULL, NULL);
+	CHECK_INT(mf_sink_graph.folder(snk, &p, MF_ROLE_NONE, &fh, &err), 0);
+	for (int i = 0; i < 6; i++) {
+		char subj[32], mid[32], id[MF_SINK_ID_MAX];
+		snprintf(subj, sizeof(subj), "r%d", i);
+		snprintf(mid, sizeof(mid), "<r%d@x>", i);
+		size_t l;
+		unsigned char *m = test_message(700, subj, mid, &l);
+		struct test_item it;
+		test_item_init(&it, m, l, 0, mid, 0);
+		int rc = mf_sink_graph.store(snk, fh, &it.it, id, &err);
+		CHECK_INT(rc, 0);
+		if (rc < 0)
+			fprintf(stderr, "store %d: %s\n", i, err.msg);
+		free(m);
+	}
+	mf_sink_graph.close(snk);
+	struct state st;
+	graph_state("hank@contoso.com", &st);
+	CHECK_INT(st.n, 6);
+	CHECK(st.r503 >= 3);
+	for (int i = 0; i < 6; i++) {
+		char pre[64];
+		snprintf(pre, sizeof(pre), "NoRA\t<r%d@x>\t", i);
+		CHECK_INT(count(&st, pre), 1);
+	}
+	mf_path_free(&p);
+	mf_sink_graph.free_config(cfg);
+}
+
 int main(void)
 {
 	setenv("GRAPH_ARGS", "--latency 30", 1);
@@ -701,6 +741,7 @@ int main(void)
 	RUN(bad_secret);
 	RUN(faults_exactly_once);
 	RUN(json_attachments_exactly_once);
+	RUN(no_retry_after);
 	mf_loop_stop_thread();
 	cloud_stop();
 	return test_done();
