@@ -1417,7 +1417,7 @@ enum mf_role mf_imap_role_by_name(const char *name)
 	return MF_ROLE_NONE;
 }
 
-static enum mf_role role_by_flag(const char *f, bool *all)
+static enum mf_role role_by_flag(const char *f, bool *view)
 {
 	if (!strcasecmp(f, "Sent"))
 		return MF_ROLE_SENT;
@@ -1431,8 +1431,9 @@ static enum mf_role role_by_flag(const char *f, bool *all)
 		return MF_ROLE_ARCHIVE;
 	if (!strcasecmp(f, "Inbox"))
 		return MF_ROLE_INBOX;
-	if (!strcasecmp(f, "All") || !strcasecmp(f, "AllMail"))
-		*all = true;
+	if (!strcasecmp(f, "All") || !strcasecmp(f, "AllMail") || !strcasecmp(f, "Flagged") ||
+	    !strcasecmp(f, "Starred") || !strcasecmp(f, "Important"))
+		*view = true;
 	return MF_ROLE_NONE;
 }
 
@@ -1513,7 +1514,7 @@ static int add_listing(struct mf_imap *im, clist *l, const char *strip,
 				if (!strcasecmp(of->of_flag_ext, "NonExistent"))
 					f.noselect = true;
 				else if (f.role == MF_ROLE_NONE)
-					f.role = role_by_flag(of->of_flag_ext, &f.all);
+					f.role = role_by_flag(of->of_flag_ext, &f.view);
 			}
 		}
 		mf_path_init(&f.path);

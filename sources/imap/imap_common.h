@@ -129,7 +129,8 @@ struct mf_imap_folder {
 	struct mf_path path; /* decoded, split on the delimiter, namespace prefix removed */
 	enum mf_role role;
 	bool noselect;
-	bool all;    /* \All (Gmail "All Mail"): a view of other folders */
+	bool view;   /* \All, \Flagged, \Important (Gmail's "All Mail", "Starred",
+	                "Important"): a view of messages kept in other folders */
 };
 
 /* LIST the personal namespace (or only `root` and what lies under it, when

@@ -32,6 +32,7 @@
 struct src_cfg {
 	struct mf_imap_conf ic;
 	unsigned connections;
+	int copy_views; /* views = copy */
 };
 
 struct cached {
@@ -87,6 +88,7 @@ struct imap_src {
 static const struct mf_conf_key src_keys[] = {
 	MF_IMAP_CONF_KEYS,
 	{"connections", false, "IMAP connections per mailbox (default 2)"},
+	{"views", false, "skip (default): folders flagged \\All, \\Flagged or \\Important (Gmail's All Mail, Starred, Important) hold copies of other folders' mail and are not moved; copy: move them too"},
 	{NULL, false, NULL},
 };
 
@@ -94,12 +96,14 @@ static int src_configure(const struct mf_conf_section *sec, void **cfgp, struct 
 {
 	struct src_cfg *c = calloc(1, sizeof(*c));
 	uint64_t conns = 2;
+	static const char *const views[] = {"skip", "copy", NULL};
 	int rc;
 
 	if (!c)
 		return mf_err_set(err, MF_ENOMEM, "out of memory");
 	if ((rc = mf_imap_conf_parse(sec, &c->ic, err)) < 0 ||
-	    (rc = mf_conf_uint(sec, "connections", 1, 16, 2, &conns, err)) < 0) {
+	    (rc = mf_conf_uint(sec, "connections", 1, 16, 2, &conns, err)) < 0 ||
+	    (rc = mf_conf_enum(sec, "views", views, 0, &c->copy_views, err)) < 0) {
 		mf_imap_conf_free(&c->ic);
 		free(c);
 		return rc;
@@ -226,6 +230,13 @@ static int src_folders(void *p, const struct mf_folder **out, size_t *n, struct 
 
 			if (fi->noselect)
 				continue;
+			if (fi->view && !s->cfg->copy_views) {
+				mf_log(MF_LOG_INFO,
+				       "event=folder_skipped mailbox=%s folder=%s reason=\"a view of other folders "
+				       "(special-use); views = copy moves it\"",
+				       s->unit->mailbox, fi->wire);
+				continue;
+			}
 			rc = mf_imap_status(s->im, fi->wire, &uv, &msgs, err);
 			if (rc == MF_EFOLDER) {
 				/* vanished between LIST and STATUS: nothing to move */

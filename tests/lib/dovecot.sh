@@ -16,6 +16,8 @@
 #                                  by POSTing the token to URL (RFC 7662
 #                                  introspection: {"active": true, "username": ...})
 #   DOVECOT_STORAGE=mdbox dovecot_start ...   mdbox storage instead of Maildir
+#   DOVECOT_NS_EXTRA=TEXT dovecot_start ...   more lines for the inbox namespace
+#                                  (e.g. mailbox blocks with special_use)
 #   dovecot_stop DIR
 #   dovecot_doveadm DIR ARGS...    doveadm against that instance
 #   dovecot_load PORT USER PASS < LINES     APPEND messages over IMAP; every
@@ -148,6 +150,7 @@ namespace inbox {
     special_use = \\Junk
     auto = subscribe
   }
+${DOVECOT_NS_EXTRA:-}
 }
 service imap-login {
   chroot =
