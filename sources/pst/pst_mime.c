@@ -771,48 +771,59 @@ static int smime_entity(struct msgstate *m, struct mf_buf *out)
 	return rc;
 }
 
-/* An attachment's bytes. libpst reads a big one block by block into an
- * unlinked spill file (engine/spill.h), mapped here, so that it costs page
- * cache rather than heap; one already in memory is used where it is. */
+/* An attachment's bytes. libpst reads it block by block into an unlinked
+ * spill file (engine/spill.h), mapped here, so that a big one costs page
+ * cache rather than heap; one already in memory is used where it is. When
+ * the spill directory cannot take it (full), libpst reads it into the heap
+ * as before. */
 struct att_bytes {
 	const unsigned char *data;
 	size_t size;
-	void *map;
+	void *map;  /* the mapping, or NULL */
+	char *heap; /* pst_attach_to_mem's buffer, or NULL */
 };
 
-static int att_open(const struct pst_mime_ctx *ctx, pst_item_attach *a, struct att_bytes *ab)
+static bool att_spill(const struct pst_mime_ctx *ctx, pst_item_attach *a, struct att_bytes *ab)
 {
-	memset(ab, 0, sizeof(*ab));
-	if (a->data.data) {
-		ab->data = (const unsigned char *)a->data.data;
-		ab->size = a->data.size;
-		return 0;
-	}
 	FILE *f = mf_spill_file();
 	if (!f)
-		return MF_EIO;
+		return false;
 	size_t n = pst_attach_to_file(ctx->pf, a, f);
-	int rc = 0;
-	if (fflush(f) != 0 || ferror(f)) {
-		rc = MF_EIO;
-	} else if (n > 0) {
+	bool ok = fflush(f) == 0 && !ferror(f);
+	if (ok && n > 0) {
 		void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fileno(f), 0);
-		if (p == MAP_FAILED) {
-			rc = MF_EIO;
-		} else {
+		ok = p != MAP_FAILED;
+		if (ok) {
 			ab->data = p;
 			ab->size = n;
 			ab->map = p;
 		}
 	}
 	fclose(f); /* the mapping stays */
-	return rc;
+	return ok;
+}
+
+static void att_open(const struct pst_mime_ctx *ctx, pst_item_attach *a, struct att_bytes *ab)
+{
+	memset(ab, 0, sizeof(*ab));
+	if (a->data.data) {
+		ab->data = (const unsigned char *)a->data.data;
+		ab->size = a->data.size;
+		return;
+	}
+	if (att_spill(ctx, a, ab))
+		return;
+	pst_binary bin = pst_attach_to_mem(ctx->pf, a);
+	ab->heap = bin.data;
+	ab->data = (const unsigned char *)bin.data;
+	ab->size = bin.data ? bin.size : 0;
 }
 
 static void att_close(struct att_bytes *ab)
 {
 	if (ab->map)
 		munmap(ab->map, ab->size);
+	free(ab->heap);
 	memset(ab, 0, sizeof(*ab));
 }
 
@@ -860,13 +871,7 @@ static int build_entity(struct msgstate *m, struct mf_buf *out, struct mf_err *e
 		struct att_bytes bin;
 		struct mf_buf mt = { 0 };
 		char type[128];
-		if ((rc = att_open(ctx, a, &bin)) < 0) {
-			/* the message fails (and is tried again next run) rather
-			 * than travel without the attachment */
-			rc = mf_err_set(err, rc, "attachment %s: cannot write it to a spill file "
-				       "beside the state (disk full?)", fname ? fname : "(unnamed)");
-			break;
-		}
+		att_open(ctx, a, &bin);
 		if (pst_string_utf8(ctx, it, &a->mimetype, &mt) < 0) {
 			att_close(&bin);
 			rc = MF_ENOMEM;

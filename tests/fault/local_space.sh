@@ -80,7 +80,8 @@ after_space_freed() {
 # partial_is_clean DIR WHAT: what reached the Maildirs is whole reference messages
 partial_is_clean() {
   local extra
-  extra=$(comm -13 <(echo "$ref" | sort) <(maildir_digest "$1/out" | sort) | wc -l)
+  # (grep -c .: an empty Maildir digests to one empty line, which is not a message)
+  extra=$(comm -13 <(echo "$ref" | sort) <(maildir_digest "$1/out" | sort) | grep -c . || true)
   check_eq "$2: every message on disk is whole (none differs from the reference)" "$extra" 0
   check_eq "$2: no half-written file left in tmp/" "$(half_written "$1/out")" 0
 }
