@@ -143,5 +143,7 @@ void mf_msg_clear(struct mf_msg *m)
 {
 	mf_bytes_free(m->data);
 	m->data = NULL;
+	free(m->keywords);
+	m->keywords = NULL;
 	m->len = 0;
 }

@@ -78,13 +78,16 @@ struct mf_msgref {
  * call then returns that code). */
 typedef int (*mf_msgref_cb)(void *arg, const struct mf_msgref *ref);
 
-/* A fetched message: RFC 5322 bytes and metadata. `data` is owned by the
- * struct (malloc'd); mf_msg_clear frees it. */
+/* A fetched message: RFC 5322 bytes and metadata. `data` and `keywords`
+ * are owned by the struct (data from mf_bytes_alloc/mf_buf, keywords
+ * malloc'd); mf_msg_clear frees them. */
 struct mf_msg {
 	unsigned char *data;
 	size_t len;
 	int64_t idate;  /* internal date, unix seconds (0 = unknown) */
 	unsigned flags; /* MF_FLAG_* */
+	char *keywords; /* IMAP keywords ($Forwarded, $Junk, $label1, ...),
+	                   space-separated; NULL = none */
 };
 void mf_msg_clear(struct mf_msg *m);
 
@@ -103,6 +106,7 @@ struct mf_item {
 	const char *message_id; /* Message-ID header value, or NULL */
 	int64_t idate;
 	unsigned flags;
+	const char *keywords; /* space-separated IMAP keywords, or NULL */
 };
 
 #endif

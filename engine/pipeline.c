@@ -280,7 +280,7 @@ static int migrate_one(struct folder_ctx *fc, struct ref *ref, struct outcome *o
 	budget_take(&c->run->budget, held);
 	struct mf_msg msg = {0};
 	struct mf_norm_result norm = {0};
-	char *message_id = NULL;
+	char *message_id = NULL, *keywords = NULL;
 	int rc = 0;
 	unsigned attempt = 0, throttles = 0;
 	struct mf_msgref r = {.key = ref->key, .size = ref->size, .idate = ref->idate,
@@ -305,6 +305,8 @@ static int migrate_one(struct folder_ctx *fc, struct ref *ref, struct outcome *o
 		msg.flags = ref->flags;
 	o->rec.idate = msg.idate;
 	o->rec.flags = msg.flags;
+	keywords = msg.keywords; /* kept past mf_msg_clear, for the store */
+	msg.keywords = NULL;
 	o->rec.size = msg.len;
 
 	rc = mf_normalize(&job->norm, msg.data, msg.len, msg.idate, &norm);
@@ -361,6 +363,7 @@ static int migrate_one(struct folder_ctx *fc, struct ref *ref, struct outcome *o
 		.message_id = message_id,
 		.idate = msg.idate ? msg.idate : ref->idate,
 		.flags = o->rec.flags,
+		.keywords = keywords,
 	};
 
 	attempt = throttles = 0;
@@ -433,6 +436,7 @@ failed:
 	}
 out:
 	free(message_id);
+	free(keywords);
 	mf_bytes_free(norm.data);
 	mf_msg_clear(&msg);
 	budget_give(&c->run->budget, held);

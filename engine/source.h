@@ -47,7 +47,8 @@ struct mf_source_ops {
 	int (*list)(void *src, const struct mf_folder *f, const char *cursor, mf_msgref_cb cb,
 		    void *arg, char **next_cursor, struct mf_err *err);
 
-	/* Fetch one message as RFC 5322 bytes. On success `out` owns the data.
+	/* Fetch one message as RFC 5322 bytes. Sets every field of *out (zero
+	 * what it does not know); on success `out` owns data and keywords.
 	 * MF_EMSG (class MESSAGE) for a message that cannot be converted. */
 	int (*fetch)(void *src, const struct mf_folder *f, const struct mf_msgref *ref,
 		     struct mf_msg *out, struct mf_err *err);

@@ -42,6 +42,9 @@ struct snk_cfg {
 
 struct snk_folder {
 	char *wire;
+	bool any_keyword;    /* PERMANENTFLAGS: keywords kept (see keep_keywords) */
+	char *perm_keywords; /* or only these */
+	bool told;           /* keywords dropped here were logged */
 };
 
 struct imap_snk {
@@ -132,6 +135,7 @@ static void snk_close(void *p)
 	mf_imap_folders_free(s->tf, s->ntf);
 	for (i = 0; i < s->nfh; i++) {
 		free(s->fh[i]->wire);
+		free(s->fh[i]->perm_keywords);
 		free(s->fh[i]);
 	}
 	free(s->fh);
@@ -305,12 +309,65 @@ static int snk_folder(void *p, const struct mf_path *path, enum mf_role role, vo
 	s->fh = nfh;
 	s->fh[s->nfh++] = h;
 	*out = h;
+	/* which keywords the folder keeps (PERMANENTFLAGS); if it cannot be
+	 * examined, APPEND will say what is wrong */
+	{
+		struct mf_err e2 = {0};
+		if (mf_imap_select(s->im, target, false, &e2) == 0) {
+			h->any_keyword = s->im->any_keyword;
+			if (s->im->perm_keywords && !(h->perm_keywords = strdup(s->im->perm_keywords)))
+				rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		} else if (mf_err_class(e2.code) == MF_CLASS_CONNECTION) {
+			*err = e2;
+			rc = e2.code;
+		}
+	}
 out:
 	mf_buf_free(&w);
 	return rc;
 }
 
-static struct mailimap_flag_list *make_flags(unsigned f)
+/* Is keyword kw (length n) in the space-separated list? */
+static bool in_list(const char *list, const char *kw, size_t n)
+{
+	for (const char *p = list; p && *p;) {
+		size_t l = strcspn(p, " ");
+		if (l == n && strncasecmp(p, kw, n) == 0)
+			return true;
+		p += l;
+		p += *p == ' ';
+	}
+	return false;
+}
+
+/* The item's keywords the target folder keeps, into out (space-separated;
+ * empty for none). Dropped ones are logged once per folder. */
+static int keep_keywords(struct imap_snk *s, struct snk_folder *fh, const char *kws,
+			 struct mf_buf *out)
+{
+	struct mf_buf dropped = {0};
+	int rc = mf_buf_addstr(out, "");
+	for (const char *p = kws; rc == 0 && p && *p;) {
+		size_t l = strcspn(p, " ");
+		if (l) {
+			struct mf_buf *to = fh->any_keyword || in_list(fh->perm_keywords, p, l) ? out : &dropped;
+			if ((to->len && mf_buf_add(to, " ", 1) < 0) || mf_buf_add(to, p, l) < 0)
+				rc = MF_ENOMEM;
+		}
+		p += l;
+		p += *p == ' ';
+	}
+	if (rc == 0 && dropped.len && !fh->told) {
+		fh->told = true;
+		mf_log(MF_LOG_INFO,
+		       "event=keywords_dropped mailbox=%s folder=%s keywords=\"%s\" reason=\"the target folder's PERMANENTFLAGS does not keep them\"",
+		       s->unit->mailbox, fh->wire, dropped.data);
+	}
+	mf_buf_free(&dropped);
+	return rc;
+}
+
+static struct mailimap_flag_list *make_flags(unsigned f, const char *kws)
 {
 	struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
 	struct {
@@ -337,13 +394,28 @@ static struct mailimap_flag_list *make_flags(unsigned f)
 			return NULL;
 		}
 	}
+	for (const char *p = kws; p && *p;) {
+		size_t l = strcspn(p, " ");
+		char *k = l ? strndup(p, l) : NULL;
+		struct mailimap_flag *one = k ? mailimap_flag_new_flag_keyword(k) : NULL;
+		if (l && (!one || mailimap_flag_list_add(fl, one) != MAILIMAP_NO_ERROR)) {
+			if (one)
+				mailimap_flag_free(one);
+			else
+				free(k);
+			mailimap_flag_list_free(fl);
+			return NULL;
+		}
+		p += l;
+		p += *p == ' ';
+	}
 	return fl;
 }
 
 /* APPEND mailbox (flags) "date" {N+}: one round trip per message. Returns a
  * libetpan code; *uid stays 0 without APPENDUID. */
 static int append_literalplus(struct mf_imap *im, const char *wire, const struct mf_item *item,
-			      uint32_t *uv, uint32_t *uid)
+			      const char *kws, uint32_t *uv, uint32_t *uid)
 {
 	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 					  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -366,7 +438,8 @@ static int append_literalplus(struct mf_imap *im, const char *wire, const struct
 	    ((item->flags & MF_FLAG_ANSWERED) && mf_buf_addstr(&cmd, "\\Answered ") < 0) ||
 	    ((item->flags & MF_FLAG_FLAGGED) && mf_buf_addstr(&cmd, "\\Flagged ") < 0) ||
 	    ((item->flags & MF_FLAG_DELETED) && mf_buf_addstr(&cmd, "\\Deleted ") < 0) ||
-	    ((item->flags & MF_FLAG_DRAFT) && mf_buf_addstr(&cmd, "\\Draft ") < 0))
+	    ((item->flags & MF_FLAG_DRAFT) && mf_buf_addstr(&cmd, "\\Draft ") < 0) ||
+	    (kws && *kws && mf_buf_printf(&cmd, "%s ", kws) < 0))
 		goto nomem;
 	if (cmd.data[cmd.len - 1] == ' ')
 		cmd.len--;
@@ -439,6 +512,7 @@ static int snk_store(void *p, void *fhp, const struct mf_item *item, char sink_i
 	struct snk_folder *fh = fhp;
 	struct mailimap_flag_list *fl = NULL;
 	struct mailimap_date_time *dt = NULL;
+	struct mf_buf kws = {0};
 	uint32_t uv = 0, uid = 0;
 	int r, rc = 0;
 
@@ -449,12 +523,16 @@ static int snk_store(void *p, void *fhp, const struct mf_item *item, char sink_i
 	if (s->im->appendlimit && item->len > s->im->appendlimit)
 		return mf_err_set(err, MF_ETOOBIG, "%zu bytes, over the target's APPENDLIMIT %" PRIu64,
 				  item->len, s->im->appendlimit);
+	if (keep_keywords(s, fh, item->keywords, &kws) < 0)
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
 	if (s->im->caps & MF_IMAP_CAP_LITERALPLUS) {
-		r = append_literalplus(s->im, fh->wire, item, &uv, &uid);
+		r = append_literalplus(s->im, fh->wire, item, kws.data, &uv, &uid);
 		goto done;
 	}
-	if (!(fl = make_flags(item->flags)))
-		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	if (!(fl = make_flags(item->flags, kws.data))) {
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		goto out;
+	}
 	if (item->idate > 0) {
 		struct tm tm;
 		time_t t = (time_t)item->idate;
@@ -483,6 +561,7 @@ out:
 		mailimap_flag_list_free(fl);
 	if (dt)
 		mailimap_date_time_free(dt);
+	mf_buf_free(&kws);
 	return rc;
 }
 

@@ -307,7 +307,8 @@ int64_t mf_imap_date_to_unix(int day, int month, int year, int hour, int min, in
 	return days * 86400 + hour * 3600 + min * 60 + sec - off;
 }
 
-static unsigned flags_of(struct mailimap_msg_att_dynamic *dyn)
+/* System flags as MF_FLAG_*; keywords appended to *kw (space-separated). */
+static unsigned flags_of(struct mailimap_msg_att_dynamic *dyn, struct mf_buf *kw)
 {
 	unsigned f = 0;
 	clistiter *it;
@@ -323,6 +324,11 @@ static unsigned flags_of(struct mailimap_msg_att_dynamic *dyn)
 		case MAILIMAP_FLAG_FLAGGED: f |= MF_FLAG_FLAGGED; break;
 		case MAILIMAP_FLAG_DELETED: f |= MF_FLAG_DELETED; break;
 		case MAILIMAP_FLAG_DRAFT: f |= MF_FLAG_DRAFT; break;
+		case MAILIMAP_FLAG_KEYWORD:
+			if (ff->fl_flag->fl_data.fl_keyword && kw->len < 4000)
+				mf_buf_printf(kw, "%s%s", kw->len ? " " : "",
+					      ff->fl_flag->fl_data.fl_keyword);
+			break;
 		default: break;
 		}
 	}
@@ -334,6 +340,7 @@ static void att_handler(struct mailimap_msg_att *att, void *ctx)
 	struct mf_imap *im = ctx;
 	struct fetch_ctx *fc = im->fetch_ctx;
 	struct mf_imap_fmsg m;
+	struct mf_buf kw = {0};
 	bool have_body = false;
 	clistiter *it;
 
@@ -343,7 +350,8 @@ static void att_handler(struct mailimap_msg_att *att, void *ctx)
 	for (it = clist_begin(att->att_list); it; it = clist_next(it)) {
 		struct mailimap_msg_att_item *item = clist_content(it);
 		if (item->att_type == MAILIMAP_MSG_ATT_ITEM_DYNAMIC) {
-			m.flags = flags_of(item->att_data.att_dyn);
+			kw.len = 0;
+			m.flags = flags_of(item->att_data.att_dyn, &kw);
 		} else if (item->att_type == MAILIMAP_MSG_ATT_ITEM_STATIC) {
 			struct mailimap_msg_att_static *st = item->att_data.att_static;
 			switch (st->att_type) {
@@ -390,10 +398,17 @@ static void att_handler(struct mailimap_msg_att *att, void *ctx)
 		m.body_len = im->body.len;
 		memset(&im->body, 0, sizeof(im->body));
 	}
+	if (kw.len) {
+		m.keywords = kw.data;
+		kw.data = NULL;
+	}
 	fc->rc = fc->cb(fc->arg, &m);
 	mf_bytes_free(m.body);
+	free(m.keywords);
+	mf_buf_free(&kw);
 	return;
 out:
+	mf_buf_free(&kw);
 	mf_buf_free(&im->body);
 }
 
@@ -578,6 +593,27 @@ int mf_imap_select_fresh(struct mf_imap *im, const char *wire, bool rw, struct m
 	return mf_imap_select(im, wire, rw, err);
 }
 
+/* What the selected mailbox's PERMANENTFLAGS says about keywords (RFC 3501
+ * 7.1: without PERMANENTFLAGS every flag is permanent). */
+static void perm_keywords(struct mf_imap *im)
+{
+	struct mailimap_selection_info *si = im->s->imap_selection_info;
+	struct mf_buf kw = {0};
+	free(im->perm_keywords);
+	im->perm_keywords = NULL;
+	im->any_keyword = !si || !si->sel_perm_flags;
+	for (clistiter *it = si && si->sel_perm_flags ? clist_begin(si->sel_perm_flags) : NULL; it;
+	     it = clist_next(it)) {
+		struct mailimap_flag_perm *fp = clist_content(it);
+		if (fp->fl_type == MAILIMAP_FLAG_PERM_ALL)
+			im->any_keyword = true;
+		else if (fp->fl_flag && fp->fl_flag->fl_type == MAILIMAP_FLAG_KEYWORD &&
+			 fp->fl_flag->fl_data.fl_keyword)
+			mf_buf_printf(&kw, "%s%s", kw.len ? " " : "", fp->fl_flag->fl_data.fl_keyword);
+	}
+	im->perm_keywords = kw.data;
+}
+
 int mf_imap_select(struct mf_imap *im, const char *wire, bool rw, struct mf_err *err)
 {
 	int r;
@@ -596,6 +632,7 @@ int mf_imap_select(struct mf_imap *im, const char *wire, bool rw, struct mf_err 
 	im->uidvalidity = im->s->imap_selection_info ? im->s->imap_selection_info->sel_uidvalidity
 						      : 0;
 	im->uidnext = im->s->imap_selection_info ? im->s->imap_selection_info->sel_uidnext : 0;
+	perm_keywords(im);
 	im->selected = strdup(wire);
 	im->selected_rw = rw;
 	if (!im->selected)
@@ -1373,6 +1410,7 @@ void mf_imap_close(struct mf_imap *im)
 	mf_buf_free(&im->body);
 	free(im->ns_prefix);
 	free(im->selected);
+	free(im->perm_keywords);
 	free(im);
 }
 

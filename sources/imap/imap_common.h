@@ -94,6 +94,8 @@ struct mf_imap {
 	bool selected_rw;
 	uint32_t uidvalidity; /* of the selected mailbox */
 	uint32_t uidnext;     /* of the selected mailbox when selected, 0 if unknown */
+	bool any_keyword;     /* its PERMANENTFLAGS has \* (or is missing) */
+	char *perm_keywords;  /* else the keywords it lists, space-separated, or NULL */
 	bool compressed;
 	bool line_too_long; /* the guard layer cut the stream (see imap_common.c) */
 	/* the last bytes received, to read response codes libetpan drops */
@@ -113,7 +115,8 @@ int mf_imap_open(struct mf_imap_conf *c, const char *login, const char *authzid,
 void mf_imap_close(struct mf_imap *im);
 
 /* Select (rw) or examine (read-only) a mailbox by wire name. Sets
- * im->uidvalidity and im->uidnext. When it is selected already, only a NOOP
+ * im->uidvalidity, im->uidnext and the keywords it keeps (any_keyword,
+ * perm_keywords). When it is selected already, only a NOOP
  * is sent (uidnext then stays as it was) unless `fresh`. MF_EFOLDER when it
  * does not exist. */
 int mf_imap_select(struct mf_imap *im, const char *wire, bool rw, struct mf_err *err);
@@ -147,8 +150,10 @@ struct mf_imap_fmsg {
 	uint32_t size;  /* RFC822.SIZE, 0 if not asked */
 	int64_t idate;  /* INTERNALDATE as unix seconds, 0 if not asked */
 	unsigned flags; /* MF_FLAG_* */
-	unsigned char *body; /* BODY[] (malloc'd), NULL if not asked; the
-	                        callback may take it (set to NULL) */
+	unsigned char *body; /* BODY[] (free with mf_bytes_free), NULL if not
+	                        asked; the callback may take it (set to NULL) */
+	char *keywords; /* keywords among FLAGS, space-separated (malloc'd), or
+	                   NULL; the callback may take it (set to NULL) */
 	size_t body_len;
 };
 

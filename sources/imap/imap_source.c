@@ -41,7 +41,16 @@ struct cached {
 	size_t len;
 	int64_t idate;
 	unsigned flags;
+	char *keywords;
 };
+
+static void cached_free(struct cached *c)
+{
+	mf_bytes_free(c->data);
+	free(c->keywords);
+	c->data = NULL;
+	c->keywords = NULL;
+}
 
 enum helper_state { H_IDLE, H_BUSY, H_DONE, H_QUIT };
 
@@ -126,7 +135,7 @@ static void cache_clear(struct imap_src *s)
 {
 	size_t i;
 	for (i = 0; i < s->ncache; i++)
-		mf_bytes_free(s->cache[i].data);
+		cached_free(&s->cache[i]);
 	s->ncache = 0;
 }
 
@@ -134,7 +143,7 @@ static void free_res(struct helper *h)
 {
 	size_t i;
 	for (i = 0; i < h->nres; i++)
-		mf_bytes_free(h->res[i].data);
+		cached_free(&h->res[i]);
 	h->nres = 0;
 }
 
@@ -412,7 +421,9 @@ static int put_cached(struct cached *arr, size_t *n, struct mf_imap_fmsg *m)
 	c->len = m->body_len;
 	c->idate = m->idate;
 	c->flags = m->flags;
+	c->keywords = m->keywords;
 	m->body = NULL;
+	m->keywords = NULL;
 	return 0;
 }
 
@@ -563,6 +574,7 @@ static void take_ahead(struct imap_src *s, const char *wire, uint32_t uid)
 					if (h->res[k].uid >= uid && s->ncache < BATCH_MSGS) {
 						s->cache[s->ncache++] = h->res[k];
 						h->res[k].data = NULL;
+						h->res[k].keywords = NULL;
 					}
 				}
 			}
@@ -594,7 +606,7 @@ static int src_fetch(void *p, const struct mf_folder *f, const struct mf_msgref 
 	}
 	/* drop what the engine skipped */
 	for (k = 0; k < s->ncache && s->cache[k].uid < uid; k++)
-		mf_bytes_free(s->cache[k].data);
+		cached_free(&s->cache[k]);
 	if (k > 0) {
 		memmove(s->cache, s->cache + k, (s->ncache - k) * sizeof(s->cache[0]));
 		s->ncache -= k;
@@ -634,6 +646,7 @@ static int src_fetch(void *p, const struct mf_folder *f, const struct mf_msgref 
 	out->len = s->cache[0].len;
 	out->idate = s->cache[0].idate;
 	out->flags = s->cache[0].flags;
+	out->keywords = s->cache[0].keywords;
 	memmove(s->cache, s->cache + 1, (s->ncache - 1) * sizeof(s->cache[0]));
 	s->ncache--;
 	return 0;

@@ -689,6 +689,7 @@ static int pst_fetch(void *p, const struct mf_folder *f, const struct mf_msgref 
 {
 	struct pst_src *s = p;
 	struct fdrv *fd = f->drv;
+	memset(out, 0, sizeof(*out));
 	int rc = index_folder(s, fd, err);
 	if (rc < 0)
 		return rc;

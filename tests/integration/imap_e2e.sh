@@ -39,7 +39,8 @@ python3 - "$W/gen" <<'EOF'
 import os, sys, random, base64
 out = sys.argv[1]
 rnd = random.Random(42)
-flagsets = ["-", "\\Seen", "\\Seen \\Flagged", "\\Answered \\Seen", "\\Draft", "\\Seen \\Deleted"]
+flagsets = ["-", "\\Seen", "\\Seen \\Flagged", "\\Answered \\Seen", "\\Draft", "\\Seen \\Deleted",
+            "$Forwarded \\Seen", "$label1 $Junk", "ProjectX"]  # keywords too
 def msg(i, subj, body, attach=None):
     h = ("From: Sender %d <s%d@example.org>\r\nTo: alice@example.org\r\nSubject: %s\r\n"
          "Message-ID: <m%d.%s@example.org>\r\nDate: Mon, 14 Sep 2020 12:%02d:00 +0000\r\n"
