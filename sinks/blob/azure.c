@@ -594,6 +594,16 @@ static int az_probe(void *snk, void *fh, const struct mf_item *item, char sink_i
 	if (rc < 0)
 		goto out;
 	rc = req.status == 404 ? 0 : 1;
+	if (rc == 1 && !mf_blob_whole(&req, item, name)) {
+		/* the store's If-None-Match would keep a broken blob: away with it */
+		struct az_call del = {.cfg = s->cfg, .method = "DELETE", .path = call.path};
+		struct mf_http_req dreq = {0};
+		rc = az_do(&del, &dreq, ok, err);
+		mf_buf_free(&del.url);
+		mf_http_req_free(&dreq);
+		if (rc < 0)
+			goto out;
+	}
 	if (rc == 1)
 		snprintf(sink_id, MF_SINK_ID_MAX, "%s", name);
 out:

@@ -12,6 +12,7 @@
 #include "engine/error.h"
 #include "engine/message.h"
 #include "engine/util.h"
+#include "sinks/http/http.h"
 
 /* Threshold above which a message is uploaded in blocks / parts, and the
  * block size. 4 MiB blocks are valid for every Azure service version
@@ -44,6 +45,12 @@ void mf_blob_folders_free(struct mf_blob_folder **list);
 /* The object name for an item inside a folder prefix: prefix + hash_hex +
  * ("-N" for dup = N-1 > 0) + ".eml". Newly allocated, NULL on ENOMEM. */
 char *mf_blob_object_name(const char *folder_prefix, const struct mf_item *item);
+
+/* After a HEAD that found the object: is it this item, whole? Its length
+ * must be item->len and its sha256 metadata (when present) the item's. A
+ * PUT cut short by a crash can leave an empty or partial object on stores
+ * that are not atomic (s3rver did). false is logged as event=blob_broken. */
+bool mf_blob_whole(const struct mf_http_req *head, const struct mf_item *item, const char *name);
 
 /* If `name` (a full object name from a listing) is directly in the folder
  * `prefix` and shaped `<64 hex>[-N].eml`, copy the hex into hex[65] and

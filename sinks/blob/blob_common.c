@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "engine/log.h"
 
 char *mf_blob_folder_prefix(const char *mailbox, const struct mf_path *path)
 {
@@ -153,4 +156,16 @@ void mf_blob_folders_free(struct mf_blob_folder **list)
 		free(*list);
 		*list = n;
 	}
+}
+
+bool mf_blob_whole(const struct mf_http_req *head, const struct mf_item *item, const char *name)
+{
+	bool len_ok = head->content_length < 0 || (unsigned long long)head->content_length == item->len;
+	bool sha_ok = !head->meta_sha256[0] || strcasecmp(head->meta_sha256, item->hash_hex) == 0;
+	if (len_ok && sha_ok)
+		return true;
+	mf_log(MF_LOG_WARN,
+	       "event=blob_broken object=%s size=%lld want=%zu sha256_meta=%s note=\"not this message whole (a write cut short?): stored again\"",
+	       name, head->content_length, item->len, head->meta_sha256[0] ? head->meta_sha256 : "-");
+	return false;
 }

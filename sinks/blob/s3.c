@@ -300,7 +300,8 @@ static int s3_probe(void *snk, void *fh, const struct mf_item *item, char sink_i
 	rc = s3_do(&call, &req, "HEAD", url.data, ok, err);
 	if (rc < 0)
 		goto out;
-	rc = req.status == 404 ? 0 : 1;
+	/* a broken object is overwritten by the store's PUT */
+	rc = req.status == 404 || !mf_blob_whole(&req, item, name) ? 0 : 1;
 	if (rc)
 		snprintf(sink_id, MF_SINK_ID_MAX, "%s", name);
 out:

@@ -613,6 +613,10 @@ static int g_probe(void *snk, void *fh, const struct mf_item *item, char sink_id
 	/* a JSON-made message is whole only with all its attachments */
 	if (rc == 1 && g_goes_json(s, item))
 		rc = g_json_check_whole(s, item, id, err);
+	/* an import answered but not yet PATCHed when a run died has the
+	 * default read/flag state: set it again (idempotent) */
+	if (rc == 1 && !g_goes_json(s, item) && patch_flags(s, id, item->flags, err) < 0)
+		rc = err->code;
 	if (rc == 1)
 		snprintf(sink_id, MF_SINK_ID_MAX, "%s", id);
 	return rc;

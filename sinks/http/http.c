@@ -462,6 +462,14 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
 		copy_value(r->error_code, sizeof(r->error_code), v, vl);
 	else if (HDR("etag"))
 		copy_value(r->etag, sizeof(r->etag), v, vl);
+	else if (HDR("x-ms-meta-sha256") || HDR("x-amz-meta-sha256"))
+		copy_value(r->meta_sha256, sizeof(r->meta_sha256), v, vl);
+	else if (HDR("content-length")) {
+		char tmp[32], *end;
+		copy_value(tmp, sizeof(tmp), v, vl);
+		long long cl = strtoll(tmp, &end, 10);
+		r->content_length = end != tmp && *end == '\0' && cl >= 0 ? cl : -1;
+	}
 	else if (HDR("location"))
 		copy_value(r->location, sizeof(r->location), v, vl);
 	else if (HDR("retry-after")) {
@@ -481,7 +489,8 @@ static void reset_outputs(struct mf_http_req *r)
 		r->resp.data[0] = '\0';
 	r->request_id[0] = r->client_request_id[0] = r->error_code[0] = '\0';
 	r->tls_untrusted = false;
-	r->etag[0] = r->location[0] = '\0';
+	r->etag[0] = r->location[0] = r->meta_sha256[0] = '\0';
+	r->content_length = -1;
 	r->retry_after_ms = -1;
 }
 

@@ -90,6 +90,8 @@ struct mf_http_req {
 	char client_request_id[MF_HTTP_ID_MAX];
 	char error_code[MF_HTTP_ID_MAX];  /* x-ms-error-code, Graph error.code, S3 <Code> */
 	char etag[MF_HTTP_ID_MAX];
+	long long content_length;  /* Content-Length of the answer, -1 if none */
+	char meta_sha256[65];      /* x-ms-meta-sha256 / x-amz-meta-sha256, or "" */
 	char location[512];
 	long retry_after_ms;       /* from Retry-After, -1 when absent */
 	int attempts;
