@@ -4,13 +4,16 @@
  * internetMessageId. */
 #include "graph.h"
 
+#include <curl/curl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "engine/log.h"
+#include "engine/normalize/mime.h"
 #include "sinks/http/json.h"
 
 static const struct mf_conf_key g_keys[] = {
@@ -245,6 +248,30 @@ static int user_url(struct g_snk *s, struct mf_buf *u, const char *ver, const ch
 		       : 0;
 }
 
+/* The item's Date header as Graph shows it in sentDateTime, to the second
+ * ("YYYY-MM-DDTHH:MM:SS", UTC), or "" when there is none to read. */
+static void item_sent(const struct mf_item *item, char out[24])
+{
+	const unsigned char *p = item->data;
+	size_t scan = item->len < 262144 ? item->len : 262144, hlen = scan, fs, fe, vs, ve;
+	const unsigned char *end = memmem(p, scan, "\r\n\r\n", 4);
+	out[0] = '\0';
+	if (end)
+		hlen = (size_t)(end - p) + 2;
+	if (!mf_mime_field(p, hlen, "Date", &fs, &fe, &vs, &ve))
+		return;
+	char d[256];
+	size_t n = 0;
+	for (size_t i = vs; i < ve && n + 1 < sizeof(d); i++)
+		d[n++] = p[i] == '\r' || p[i] == '\n' ? ' ' : (char)p[i];
+	d[n] = '\0';
+	time_t t = curl_getdate(d, NULL);
+	struct tm tm;
+	if (t > 0 && gmtime_r(&t, &tm))
+		snprintf(out, 24, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+			 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
 int g_lookup(struct g_snk *s, const char *fid, const struct mf_item *item, char id[G_ID_MAX],
 	     struct mf_err *err)
 {
@@ -263,7 +290,7 @@ int g_lookup(struct g_snk *s, const char *fid, const struct mf_item *item, char 
 		goto out;
 	if (user_url(s, &u, "v1.0", "/mailFolders/") < 0 ||
 	    mf_http_escape(&u, fid, strlen(fid), false) < 0 ||
-	    mf_buf_addstr(&u, "/messages?$select=id&$top=100&$filter=") < 0 ||
+	    mf_buf_addstr(&u, "/messages?$select=id,sentDateTime&$top=100&$filter=") < 0 ||
 	    mf_http_escape(&u, f.data, f.len, false) < 0)
 		goto out;
 	rc = g_request(s, &req, "GET", u.data, NULL, NULL, NULL, err);
@@ -275,9 +302,16 @@ int g_lookup(struct g_snk *s, const char *fid, const struct mf_item *item, char 
 	const char *v = mf_json_member(js, je, "value", &ve);
 	rc = 0;
 	unsigned n = 0;
+	/* one Message-ID may name different messages (broken mailers, edited
+	 * copies): only those sent at the item's Date count as this one */
+	char want[24], sent[64];
+	item_sent(item, want);
 	for (const char *e = v ? mf_json_array_first(v, ve, &ee) : NULL; e;
-	     e = mf_json_array_next(ee, ve, &ee), n++) {
-		if (n == item->dup) {
+	     e = mf_json_array_next(ee, ve, &ee)) {
+		if (want[0] && mf_json_get_str(e, ee, "sentDateTime", sent, sizeof(sent)) == 0 &&
+		    strncmp(sent, want, 19) != 0)
+			continue;
+		if (n++ == item->dup) {
 			if (mf_json_get_str(e, ee, "id", id, G_ID_MAX) == 0)
 				rc = 1;
 			break;

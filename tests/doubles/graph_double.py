@@ -81,6 +81,21 @@ def header(mime, name):
 SCHEME = "http"
 
 
+def sent_iso(date):
+    """sentDateTime as Graph gives it for a Date header (UTC), or None."""
+    import email.utils
+    try:
+        d = email.utils.parsedate_to_datetime(date) if date else None
+    except (TypeError, ValueError):
+        d = None
+    if d is None:
+        return None
+    if d.tzinfo is None:
+        import datetime
+        d = d.replace(tzinfo=datetime.timezone.utc)
+    return d.astimezone(__import__("datetime").timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def RA():
     """The Retry-After header of a 429/503, unless --no-retry-after."""
     return None if A.no_retry_after else {"Retry-After": "1"}
@@ -284,6 +299,7 @@ class H(BaseHTTPRequestHandler):
                 return self.err(503, "ServiceUnavailable", "try later", RA())
             msg = self.store(mb, fid, mime, {"isDraft": False, "isRead": False, "flag": {"flagStatus": "notFlagged"},
                                             "internetMessageId": header(mime, "Message-ID"),
+                                            "sentDateTime": sent_iso(header(mime, "Date")),
                                             "subject": header(mime, "Subject"), "via": "importMime"})
             if fault == "after":
                 return self.err(504, "GatewayTimeout", "gateway timeout")
@@ -331,7 +347,8 @@ class H(BaseHTTPRequestHandler):
             if not fm:
                 return self.err(400, "BadRequest", "unsupported filter")
             want = fm.group(1).replace("''", "'")
-            vals = [{"id": x["id"]} for x in sorted(mb["messages"].values(), key=lambda x: x["id"])
+            vals = [{"id": x["id"], "sentDateTime": x.get("sentDateTime")}
+                    for x in sorted(mb["messages"].values(), key=lambda x: x["id"])
                     if x["parentFolderId"] == fid and x["internetMessageId"] == want]
             return self.send(200, {"value": vals})
         m = re.match(r"^/messages/([^/]+)$", rest)

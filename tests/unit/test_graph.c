@@ -724,6 +724,39 @@ TEST(no_retry_after)
 	mf_sink_graph.free_config(cfg);
 }
 
+/* Two different messages with one Message-ID (a broken mailer, an edited
+ * copy) in one folder: the probe for the second must not take the first
+ * for it (that would lose the second after a crash). Told apart by the
+ * Date header (Graph's sentDateTime). */
+TEST(shared_message_id)
+{
+	void *cfg = open_cfg("import-mime"), *snk = NULL, *fh = NULL;
+	struct mf_err err = {0};
+	struct mf_unit unit = {.id = "g8", .mailbox = "ivy@contoso.com"};
+	CHECK_INT(mf_sink_graph.open(cfg, &unit, &snk, &err), 0);
+	struct mf_path p;
+	path_of(&p, "Same", NULL, NULL);
+	CHECK_INT(mf_sink_graph.folder(snk, &p, MF_ROLE_NONE, &fh, &err), 0);
+	const char *a = "From: a@example.com\r\nTo: b@example.com\r\nSubject: first\r\n"
+			"Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <same@x>\r\n\r\nfirst body\r\n";
+	const char *b = "From: a@example.com\r\nTo: b@example.com\r\nSubject: second\r\n"
+			"Date: Wed, 15 Nov 2023 09:00:00 +0100\r\nMessage-ID: <same@x>\r\n\r\nsecond body\r\n";
+	struct test_item ia, ib;
+	test_item_init(&ia, a, strlen(a), 0, "<same@x>", 0);
+	test_item_init(&ib, b, strlen(b), 0, "<same@x>", 0);
+	char ida[MF_SINK_ID_MAX], idb[MF_SINK_ID_MAX], got[MF_SINK_ID_MAX];
+	CHECK_INT(mf_sink_graph.store(snk, fh, &ia.it, ida, &err), 0);
+	CHECK_INT(mf_sink_graph.probe(snk, fh, &ib.it, got, &err), 0); /* not the first one */
+	CHECK_INT(mf_sink_graph.store(snk, fh, &ib.it, idb, &err), 0);
+	CHECK_INT(mf_sink_graph.probe(snk, fh, &ib.it, got, &err), 1);
+	CHECK_STR(got, idb);
+	CHECK_INT(mf_sink_graph.probe(snk, fh, &ia.it, got, &err), 1);
+	CHECK_STR(got, ida);
+	mf_sink_graph.close(snk);
+	mf_path_free(&p);
+	mf_sink_graph.free_config(cfg);
+}
+
 int main(void)
 {
 	setenv("GRAPH_ARGS", "--latency 30", 1);
@@ -738,6 +771,7 @@ int main(void)
 	RUN(hdr_decode);
 	RUN(json_encoded_words);
 	RUN(message_ids_paged);
+	RUN(shared_message_id);
 	RUN(bad_secret);
 	RUN(faults_exactly_once);
 	RUN(json_attachments_exactly_once);
