@@ -33,12 +33,19 @@ struct nameset {
 	size_t cap, n;
 };
 
+/* Dovecot keeps up to 26 keywords per Maildir folder in dovecot-keywords
+ * ("N name" lines); message file names carry them as the letters a..z
+ * after the flags. */
+#define MD_KEYWORDS 26
+
 struct mdfolder {
 	struct mdfolder *next;
 	char *dirname;	      /* "" (INBOX) or ".A.B" */
 	char *dir;	      /* <mbdir>/<dirname> */
 	struct nameset names; /* message base names in cur/ and new/ */
 	bool loaded;
+	char *kw[MD_KEYWORDS]; /* dovecot-keywords: keyword of each letter */
+	bool kw_loaded, kw_told;
 };
 
 struct mdsink {
@@ -306,6 +313,38 @@ static int load_names(struct mdfolder *f, struct mf_err *err)
 	return rc;
 }
 
+/* Replace `path` by data[0..len) atomically: written to `tmp`, fsync'd,
+ * renamed over it, its directory `dir` fsync'd. */
+static int replace_file(const struct mdsink *s, const char *dir, const char *path, const char *tmp,
+			const char *data, size_t len, struct mf_err *err)
+{
+	int rc = 0;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return sys_err(err, errno, "create", tmp);
+	size_t off = 0;
+	while (off < len && rc == 0) {
+		ssize_t w = write(fd, data + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			rc = sys_err(err, errno, "write", tmp);
+		else
+			off += (size_t)w;
+	}
+	if (rc == 0 && s->cfg->fsync && fsync(fd) < 0)
+		rc = sys_err(err, errno, "fsync", tmp);
+	if (close(fd) < 0 && rc == 0)
+		rc = sys_err(err, errno, "close", tmp);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = sys_err(err, errno, "rename into place", path);
+	if (rc < 0)
+		unlink(tmp);
+	else
+		rc = fsync_dir(s, dir, err);
+	return rc;
+}
+
 /* --- subscriptions ---------------------------------------------------------- */
 
 static int subs_load(struct mdsink *s, struct mf_err *err)
@@ -372,31 +411,7 @@ static int subscribe(struct mdsink *s, const char *dirname, size_t dlen, struct 
 		rc = nomem(err);
 		goto out;
 	}
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = sys_err(err, errno, "create", tmp);
-		goto out;
-	}
-	size_t off = 0;
-	while (off < s->subs.len && rc == 0) {
-		ssize_t w = write(fd, s->subs.data + off, s->subs.len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			rc = sys_err(err, errno, "write", tmp);
-		else
-			off += (size_t)w;
-	}
-	if (rc == 0 && s->cfg->fsync && fsync(fd) < 0)
-		rc = sys_err(err, errno, "fsync", tmp);
-	if (close(fd) < 0 && rc == 0)
-		rc = sys_err(err, errno, "close", tmp);
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = sys_err(err, errno, "rename into place", path);
-	if (rc < 0)
-		unlink(tmp);
-	else
-		rc = fsync_dir(s, s->mbdir, err);
+	rc = replace_file(s, s->mbdir, path, tmp, s->subs.data, s->subs.len, err);
 out:
 	free(name);
 	free(path);
@@ -481,6 +496,8 @@ static void md_close(void *snkv)
 		struct mdfolder *f = s->folders;
 		s->folders = f->next;
 		set_free(&f->names);
+		for (size_t k = 0; k < MD_KEYWORDS; k++)
+			free(f->kw[k]);
 		free(f->dirname);
 		free(f->dir);
 		free(f);
@@ -618,6 +635,99 @@ fail:
 	return rc;
 }
 
+/* --- keywords ---------------------------------------------------------------- */
+
+/* Read the folder's dovecot-keywords (none yet is fine). */
+static int kw_load(struct mdfolder *f, struct mf_err *err)
+{
+	char *path = pathf("%s/dovecot-keywords", f->dir), *data = NULL;
+	size_t len = 0;
+	if (!path)
+		return nomem(err);
+	int r = mf_read_file(path, 1 << 20, &data, &len);
+	int rc = 0;
+	if (r < 0 && r != -ENOENT)
+		rc = sys_err(err, -r, "read", path);
+	for (char *line = data, *nl; rc == 0 && line && line < data + len; line = nl + 1) {
+		nl = memchr(line, '\n', (size_t)(data + len - line));
+		if (!nl)
+			nl = data + len;
+		*nl = '\0';
+		char *end;
+		long i = strtol(line, &end, 10);
+		if (end != line && *end == ' ' && end[1] && i >= 0 && i < MD_KEYWORDS && !f->kw[i] &&
+		    !(f->kw[i] = strdup(end + 1)))
+			rc = nomem(err);
+	}
+	free(data);
+	free(path);
+	f->kw_loaded = rc == 0;
+	return rc;
+}
+
+/* The letters (a..z, ascending) naming the item's keywords in this folder,
+ * into out; new keywords are added to dovecot-keywords first. Over 26 in a
+ * folder, the rest are dropped (logged once per folder). */
+static int kw_letters(struct mdsink *s, struct mdfolder *f, const char *kws, char out[MD_KEYWORDS + 1],
+		      struct mf_err *err)
+{
+	bool used[MD_KEYWORDS] = {false}, added = false;
+	int rc = 0;
+	out[0] = '\0';
+	if (!kws || !*kws)
+		return 0;
+	if (!f->kw_loaded && (rc = kw_load(f, err)) < 0)
+		return rc;
+	for (const char *p = kws; *p;) {
+		size_t l = strcspn(p, " "), k, slot = MD_KEYWORDS;
+		for (k = 0; l && k < MD_KEYWORDS; k++) {
+			if (f->kw[k] && strlen(f->kw[k]) == l && strncmp(f->kw[k], p, l) == 0)
+				break;
+			if (!f->kw[k] && slot == MD_KEYWORDS)
+				slot = k;
+		}
+		if (l && k == MD_KEYWORDS && slot < MD_KEYWORDS) {
+			if (!(f->kw[slot] = strndup(p, l)))
+				return nomem(err);
+			k = slot;
+			added = true;
+		}
+		if (l && k < MD_KEYWORDS)
+			used[k] = true;
+		else if (l && !f->kw_told) {
+			f->kw_told = true;
+			mf_log(MF_LOG_INFO,
+			       "event=keywords_dropped dir=%s keyword=%.*s reason=\"a Maildir folder holds at most 26 keywords\"",
+			       f->dir, (int)l, p);
+		}
+		p += l;
+		p += *p == ' ';
+	}
+	if (added) {
+		struct mf_buf text = {0};
+		char *path = pathf("%s/dovecot-keywords", f->dir);
+		char *tmp = pathf("%s/tmp/dovecot-keywords" TMP_MARK "%ld", f->dir, (long)getpid());
+		for (size_t k = 0; k < MD_KEYWORDS && rc == 0; k++)
+			if (f->kw[k] && mf_buf_printf(&text, "%zu %s\n", k, f->kw[k]) < 0)
+				rc = nomem(err);
+		if (rc == 0 && (!path || !tmp))
+			rc = nomem(err);
+		if (rc == 0)
+			rc = replace_file(s, f->dir, path, tmp, text.data, text.len, err);
+		mf_buf_free(&text);
+		free(path);
+		free(tmp);
+		if (rc < 0)
+			return rc;
+	}
+	size_t n = 0;
+	for (size_t k = 0; k < MD_KEYWORDS; k++)
+		if (used[k])
+			out[n++] = (char)('a' + k);
+	out[n] = '\0';
+	return 0;
+}
+
 static int md_probe(void *snkv, void *fhv, const struct mf_item *item, char sink_id[MF_SINK_ID_MAX],
 		    struct mf_err *err)
 {
@@ -654,7 +764,7 @@ static int md_store(void *snkv, void *fhv, const struct mf_item *item, char sink
 {
 	struct mdsink *s = snkv;
 	struct mdfolder *f = fhv;
-	char base[MF_SINK_ID_MAX], info[8];
+	char base[MF_SINK_ID_MAX], info[8 + MD_KEYWORDS], letters[MD_KEYWORDS + 1];
 	char *tmp = NULL, *dst = NULL, *cur = NULL;
 	int fd = -1, rc;
 	if ((rc = check_idem(item, err)) < 0)
@@ -670,6 +780,10 @@ static int md_store(void *snkv, void *fhv, const struct mf_item *item, char sink
 		return 0;
 	}
 	mf_maildir_flag_info(item->flags, info);
+	if ((rc = kw_letters(s, f, item->keywords, letters, err)) < 0)
+		return rc;
+	size_t il = strlen(info);
+	snprintf(info + il, sizeof(info) - il, "%s", letters); /* keywords after the flags */
 	tmp = pathf("%s/tmp/%s.T%ld", f->dir, base, (long)getpid()); /* base ends .mailferry */
 	dst = pathf("%s/cur/%s:%s", f->dir, base, info);
 	cur = pathf("%s/cur", f->dir);

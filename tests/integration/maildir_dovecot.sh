@@ -175,8 +175,8 @@ names = parse_list(lines)
 print("LIST:", sorted(names))
 # message index n -> internal date 1600000000 + 86400 n (see the fixture)
 expect = {  # display name: (count, flags, first message index)
-    "INBOX": (3, {"\\Seen"}, 0),
-    "Sent": (2, {"\\Seen", "\\Answered"}, 3),
+    "INBOX": (3, {"\\Seen", "$Forwarded", "Work"}, 0),  # keywords: dovecot-keywords
+    "Sent": (2, {"\\Seen", "\\Answered", "$MDNSent"}, 3),
     "Caf\u00e9 \u00dc": (1, {"\\Flagged"}, 5),
     "Projects": (0, set(), 0),
     "Projects.2024": (0, set(), 0),

@@ -892,13 +892,14 @@ static int fixture(const char *dir)
 		enum mf_role role;
 		int count;
 		unsigned flags;
+		const char *keywords;
 	} f[] = {
-	    {{NULL}, 0, MF_ROLE_INBOX, 3, MF_FLAG_SEEN},
-	    {{"Sent Items"}, 1, MF_ROLE_SENT, 2, MF_FLAG_SEEN | MF_FLAG_ANSWERED},
-	    {{"Caf\xc3\xa9 \xc3\x9c"}, 1, MF_ROLE_NONE, 1, MF_FLAG_FLAGGED},
-	    {{"Projects", "2024", "Q1.final"}, 3, MF_ROLE_NONE, 2, MF_FLAG_DRAFT},
-	    {{"Inbox", "Sub"}, 2, MF_ROLE_NONE, 1, MF_FLAG_DELETED | MF_FLAG_SEEN},
-	    {{"50% off"}, 1, MF_ROLE_NONE, 1, 0},
+	    {{NULL}, 0, MF_ROLE_INBOX, 3, MF_FLAG_SEEN, "$Forwarded Work"},
+	    {{"Sent Items"}, 1, MF_ROLE_SENT, 2, MF_FLAG_SEEN | MF_FLAG_ANSWERED, "$MDNSent"},
+	    {{"Caf\xc3\xa9 \xc3\x9c"}, 1, MF_ROLE_NONE, 1, MF_FLAG_FLAGGED, NULL},
+	    {{"Projects", "2024", "Q1.final"}, 3, MF_ROLE_NONE, 2, MF_FLAG_DRAFT, NULL},
+	    {{"Inbox", "Sub"}, 2, MF_ROLE_NONE, 1, MF_FLAG_DELETED | MF_FLAG_SEEN, NULL},
+	    {{"50% off"}, 1, MF_ROLE_NONE, 1, 0, NULL},
 	};
 	int n = 0, rc = 0;
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]) && rc == 0; i++) {
@@ -910,6 +911,7 @@ static int fixture(const char *dir)
 		for (int k = 0; k < f[i].count; k++, n++) {
 			struct msg m;
 			make_msg(&m, 1000 + n, 1600000000 + 86400 * n, f[i].flags);
+			m.item.keywords = f[i].keywords;
 			if (store(&e, fh, &m, id) < 0)
 				rc = 1;
 		}
