@@ -5,25 +5,114 @@
   graph PORT                        "mailbox<TAB>folder<TAB>internetMessageId<TAB>content" from
                                     the Graph double; content = sha256 of the imported MIME, or
                                     for a JSON-made message of its subject, body and attachments
+With what each message is (the kill tests), sorted, STRIP removed from the front of names:
+  azure-full URL_ACCOUNT ACCOUNT KEY CONTAINER [STRIP]  name, flags, idate, sha256 of the content
+  s3-full URL_BUCKET PREFIX [STRIP]                     key, flags, idate, sha256 of the content
+  graph-full PORT [STRIP]                               mailbox, folder path, Message-ID, sha256,
+                                                        isRead, flag, isDraft
 """
 import base64, hashlib, hmac, json, re, sys, urllib.parse, urllib.request
 from email.utils import formatdate
 
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+def az_req(url, account, key, path, q):
+    """A Shared Key signed GET of `path` (already URL-encoded) with query q."""
+    date = formatdate(usegmt=True)
+    canon_h = "x-ms-date:%s\nx-ms-version:2025-11-05\n" % date
+    canon_r = "/%s%s" % (account, path) + "".join("\n%s:%s" % (k, q[k]) for k in sorted(q))
+    sts = "GET\n\n\n\n\n\n\n\n\n\n\n\n" + canon_h + canon_r
+    sig = base64.b64encode(hmac.new(base64.b64decode(key), sts.encode(), hashlib.sha256).digest()).decode()
+    full = url + path + ("?" + urllib.parse.urlencode(q) if q else "")
+    return urllib.request.urlopen(urllib.request.Request(full, headers={
+        "x-ms-date": date, "x-ms-version": "2025-11-05",
+        "Authorization": "SharedKey %s:%s" % (account, sig)})).read()
+
+def azure_full(host, account, key, container, strip=""):
+    """name, flags, idate, sha256 of the content: from List Blobs (with
+    metadata) and a download of every blob."""
+    marker, out = "", []
+    while True:
+        q = {"comp": "list", "restype": "container", "include": "metadata"}
+        if marker:
+            q["marker"] = marker
+        try:
+            body = az_req(host, account, key, "/%s/%s" % (account, container), q).decode()
+        except urllib.error.HTTPError as e:
+            if e.code == 404:   # no container: nothing stored
+                return out
+            raise
+        for b in re.findall(r"<Blob>(.*?)</Blob>", body, re.S):
+            name = re.search(r"<Name>(.*?)</Name>", b, re.S).group(1)
+            name = name.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"') \
+                       .replace("&apos;", "'").replace("&amp;", "&")
+            mm = re.search(r"<Metadata>(.*?)</Metadata>", b, re.S)
+            meta = dict(re.findall(r"<(\w+)>([^<]*)</\1>", mm.group(1))) if mm else {}
+            data = az_req(host, account, key, "/%s/%s/%s" % (account, container,
+                          urllib.parse.quote(name, safe="/@")), {})
+            n = name[len(strip):] if name.startswith(strip) else name
+            out.append("%s\t%s\t%s\t%s" % (n, meta.get("flags", "?"), meta.get("idate", "?"), sha(data)))
+        m = re.search(r"<NextMarker>(.+?)</NextMarker>", body)
+        if not m:
+            return out
+        marker = m.group(1)
+
+def s3_full(bucket_url, prefix, strip=""):
+    """key, flags, idate, sha256 of the content (s3rver does not check
+    signatures)."""
+    marker, out = "", []
+    while True:
+        q = "?prefix=" + urllib.parse.quote(prefix, safe="")
+        if marker:
+            q += "&marker=" + urllib.parse.quote(marker, safe="")
+        h = {"x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+        body = urllib.request.urlopen(urllib.request.Request(bucket_url + q, headers=h)).read().decode()
+        keys = [k.replace("&amp;", "&") for k in re.findall(r"<Key>(.*?)</Key>", body)]
+        for k in keys:
+            r = urllib.request.urlopen(urllib.request.Request(
+                bucket_url + "/" + urllib.parse.quote(k, safe="/@"), headers=h))
+            data = r.read()
+            n = k[len(strip):] if k.startswith(strip) else k
+            out.append("%s\t%s\t%s\t%s" % (n, r.headers.get("x-amz-meta-flags", "?"),
+                                           r.headers.get("x-amz-meta-idate", "?"), sha(data)))
+        if "<IsTruncated>true</IsTruncated>" not in body or not keys:
+            return out
+        marker = keys[-1]
+
+def folder_path(mb, fid):
+    """A Graph double mailbox's folder id as its display path (ids differ
+    between runs)."""
+    p = []
+    while fid and fid != "msgfolderroot":
+        f = mb["folders"][fid]
+        p.append(f["displayName"])
+        fid = f["parent"]
+    return "/".join(reversed(p))
+
+def graph_full(port, strip=""):
+    """mailbox, folder path, internetMessageId, sha256, isRead, flag, isDraft
+    from the double's /_state (folder ids differ between runs: paths)."""
+    s = json.load(urllib.request.urlopen("http://127.0.0.1:%s/_state" % port))
+    out = []
+    for mbx, mb in s["mailboxes"].items():
+        if not mbx.startswith(strip):
+            continue
+        for m in mb["messages"].values():
+            out.append("%s\t%s\t%s\t%s\tread=%d\t%s\tdraft=%d" % (
+                mbx[len(strip):], folder_path(mb, m["parentFolderId"]), m["internetMessageId"], m.get("sha256") or "-",
+                m["isRead"], m["flag"]["flagStatus"], m["isDraft"]))
+    return out
+
 def azure(url, account, key):
     u = urllib.parse.urlsplit(url)
+    host = "%s://%s" % (u.scheme, u.netloc)
     marker = ""
     while True:
         q = {"comp": "list", "restype": "container"}
         if marker:
             q["marker"] = marker
-        date = formatdate(usegmt=True)
-        canon_h = "x-ms-date:%s\nx-ms-version:2025-11-05\n" % date
-        canon_r = "/%s%s" % (account, u.path) + "".join("\n%s:%s" % (k, q[k]) for k in sorted(q))
-        sts = "GET\n\n\n\n\n\n\n\n\n\n\n\n" + canon_h + canon_r
-        sig = base64.b64encode(hmac.new(base64.b64decode(key), sts.encode(), hashlib.sha256).digest()).decode()
-        req = urllib.request.Request(url + "?" + urllib.parse.urlencode(q), headers={
-            "x-ms-date": date, "x-ms-version": "2025-11-05", "Authorization": "SharedKey %s:%s" % (account, sig)})
-        body = urllib.request.urlopen(req).read().decode()
+        body = az_req(host, account, key, u.path, q).decode()
         for n in re.findall(r"<Name>(.*?)</Name>", body):
             print(n)
         m = re.search(r"<NextMarker>(.+?)</NextMarker>", body)
@@ -56,5 +145,12 @@ def graph(port):
                 content = hashlib.sha256("\n".join(parts).encode()).hexdigest()
             print("%s\t%s\t%s\t%s" % (mbx, m["parentFolderId"], m["internetMessageId"], content))
 
+def print_full(lines):
+    sys.stdout.buffer.write("".join(l + "\n" for l in sorted(lines)).encode())
+
 if __name__ == "__main__":
-    {"azure": azure, "s3": s3, "graph": graph}[sys.argv[1]](*sys.argv[2:])
+    full = {"azure-full": azure_full, "s3-full": s3_full, "graph-full": graph_full}
+    if sys.argv[1] in full:
+        print_full(full[sys.argv[1]](*sys.argv[2:]))
+    else:
+        {"azure": azure, "s3": s3, "graph": graph}[sys.argv[1]](*sys.argv[2:])

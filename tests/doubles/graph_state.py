@@ -8,6 +8,7 @@ where from and each recipient read name<address> (name "" when the JSON had
 none) and recipients are separated by "|". Output is UTF-8.
 """
 import json, sys, urllib.request
+from cloud_list import folder_path  # tests/doubles/ is the script's own directory
 sys.stdout.reconfigure(encoding="utf-8")
 port, mbx = sys.argv[1], sys.argv[2]
 s = json.load(urllib.request.urlopen("http://127.0.0.1:%s/_state" % port))
@@ -16,12 +17,7 @@ for k in ("r401", "r429", "r503", "r504", "issued"):
 print("counter\tpeak\t%s" % s["peak"].get(mbx, 0))
 mb = s["mailboxes"].get(mbx, {"folders": {}, "messages": {}})
 def path(fid):
-    out = []
-    while fid and fid != "msgfolderroot":
-        f = mb["folders"][fid]
-        out.append(f["displayName"])
-        fid = f["parent"]
-    return "/".join(reversed(out))
+    return folder_path(mb, fid)
 for m in sorted(mb["messages"].values(), key=lambda m: m["id"]):
     print("msg\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s" % (path(m["parentFolderId"]), m["internetMessageId"],
           m["isDraft"], m["isRead"], m["flag"]["flagStatus"], m["via"], m.get("sha256") or "-",

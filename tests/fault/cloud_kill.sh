@@ -46,95 +46,10 @@ echo "IMAP corpus: $(($(wc -l <"$T/exp.ann") + $(wc -l <"$T/exp.ben"))) messages
 
 # The independent listings and comparisons.
 cat >"$T/ck.py" <<'EOF'
-import base64, collections, hashlib, hmac, json, re, sys, urllib.parse, urllib.request
-from email.utils import formatdate
+import collections, hashlib, sys
 
 def sha(b):
     return hashlib.sha256(b).hexdigest()
-
-def az_req(url, account, key, path, q):
-    """A Shared Key signed GET of `path` (already URL-encoded) with query q."""
-    date = formatdate(usegmt=True)
-    canon_h = "x-ms-date:%s\nx-ms-version:2025-11-05\n" % date
-    canon_r = "/%s%s" % (account, path) + "".join("\n%s:%s" % (k, q[k]) for k in sorted(q))
-    sts = "GET\n\n\n\n\n\n\n\n\n\n\n\n" + canon_h + canon_r
-    sig = base64.b64encode(hmac.new(base64.b64decode(key), sts.encode(), hashlib.sha256).digest()).decode()
-    full = url + path + ("?" + urllib.parse.urlencode(q) if q else "")
-    return urllib.request.urlopen(urllib.request.Request(full, headers={
-        "x-ms-date": date, "x-ms-version": "2025-11-05",
-        "Authorization": "SharedKey %s:%s" % (account, sig)})).read()
-
-def azure(host, account, key, container, strip):
-    """name, flags, idate, sha256 of the content: from List Blobs (with
-    metadata) and a download of every blob."""
-    marker, out = "", []
-    while True:
-        q = {"comp": "list", "restype": "container", "include": "metadata"}
-        if marker:
-            q["marker"] = marker
-        try:
-            body = az_req(host, account, key, "/%s/%s" % (account, container), q).decode()
-        except urllib.error.HTTPError as e:
-            if e.code == 404:   # no container: nothing stored
-                return out
-            raise
-        for b in re.findall(r"<Blob>(.*?)</Blob>", body, re.S):
-            name = re.search(r"<Name>(.*?)</Name>", b, re.S).group(1)
-            name = name.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"') \
-                       .replace("&apos;", "'").replace("&amp;", "&")
-            mm = re.search(r"<Metadata>(.*?)</Metadata>", b, re.S)
-            meta = dict(re.findall(r"<(\w+)>([^<]*)</\1>", mm.group(1))) if mm else {}
-            data = az_req(host, account, key, "/%s/%s/%s" % (account, container,
-                          urllib.parse.quote(name, safe="/@")), {})
-            n = name[len(strip):] if name.startswith(strip) else name
-            out.append("%s\t%s\t%s\t%s" % (n, meta.get("flags", "?"), meta.get("idate", "?"), sha(data)))
-        m = re.search(r"<NextMarker>(.+?)</NextMarker>", body)
-        if not m:
-            return out
-        marker = m.group(1)
-
-def s3(bucket_url, prefix, strip):
-    """key, flags, idate, sha256 of the content (s3rver does not check
-    signatures)."""
-    marker, out = "", []
-    while True:
-        q = "?prefix=" + urllib.parse.quote(prefix, safe="")
-        if marker:
-            q += "&marker=" + urllib.parse.quote(marker, safe="")
-        h = {"x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
-        body = urllib.request.urlopen(urllib.request.Request(bucket_url + q, headers=h)).read().decode()
-        keys = [k.replace("&amp;", "&") for k in re.findall(r"<Key>(.*?)</Key>", body)]
-        for k in keys:
-            r = urllib.request.urlopen(urllib.request.Request(
-                bucket_url + "/" + urllib.parse.quote(k, safe="/@"), headers=h))
-            data = r.read()
-            n = k[len(strip):] if k.startswith(strip) else k
-            out.append("%s\t%s\t%s\t%s" % (n, r.headers.get("x-amz-meta-flags", "?"),
-                                           r.headers.get("x-amz-meta-idate", "?"), sha(data)))
-        if "<IsTruncated>true</IsTruncated>" not in body or not keys:
-            return out
-        marker = keys[-1]
-
-def graph(port, strip):
-    """mailbox, folder path, internetMessageId, sha256, isRead, flag, isDraft
-    from the double's /_state (folder ids differ between runs: paths)."""
-    s = json.load(urllib.request.urlopen("http://127.0.0.1:%s/_state" % port))
-    out = []
-    for mbx, mb in s["mailboxes"].items():
-        if not mbx.startswith(strip):
-            continue
-        def path(fid):
-            p = []
-            while fid and fid != "msgfolderroot":
-                f = mb["folders"][fid]
-                p.append(f["displayName"])
-                fid = f["parent"]
-            return "/".join(reversed(p))
-        for m in mb["messages"].values():
-            out.append("%s\t%s\t%s\t%s\tread=%d\t%s\tdraft=%d" % (
-                mbx[len(strip):], path(m["parentFolderId"]), m["internetMessageId"], m.get("sha256") or "-",
-                m["isRead"], m["flag"]["flagStatus"], m["isDraft"]))
-    return out
 
 def compare(ref_path, got_path, nkey):
     """Lines are "key fields<TAB>attributes": lost/dup count keys (as a
@@ -201,9 +116,6 @@ if __name__ == "__main__":
         compare(a[0], a[1], int(a[2]))
     elif cmd == "source":
         against_source(*a)
-    else:
-        lines = {"azure": azure, "s3": s3, "graph": graph}[cmd](*a)
-        sys.stdout.buffer.write("".join(l + "\n" for l in sorted(lines)).encode())
 EOF
 
 # --- the three pairs ---------------------------------------------------------
@@ -246,9 +158,9 @@ job() {
 # listing PAIR NAME: the target's contents, sorted, NAME removed
 listing() {
 	case $1 in
-	graph) python3 "$T/ck.py" graph "$GRAPH_PORT" "$2-" ;;
-	azure) python3 "$T/ck.py" azure "http://127.0.0.1:$AZURITE_PORT" devstoreaccount1 "$AZ_KEY" "$2" "$2-" ;;
-	s3) python3 "$T/ck.py" s3 "$S3_URL" "$2/" "$2/$2-" ;;
+	graph) python3 "$MF_SRC/tests/doubles/cloud_list.py" graph-full "$GRAPH_PORT" "$2-" ;;
+	azure) python3 "$MF_SRC/tests/doubles/cloud_list.py" azure-full "http://127.0.0.1:$AZURITE_PORT" devstoreaccount1 "$AZ_KEY" "$2" "$2-" ;;
+	s3) python3 "$MF_SRC/tests/doubles/cloud_list.py" s3-full "$S3_URL" "$2/" "$2/$2-" ;;
 	esac
 }
 # fields that name a message (the rest are its attributes)
