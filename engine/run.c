@@ -286,6 +286,9 @@ int mf_run_lock(const char *state_path, int *fd_out, FILE *diag)
 	return 0;
 }
 
+/* The state database's directory: made if missing, and where big messages
+ * spill (engine/spill.h): a disk the admin chose, not a /tmp that may be a
+ * small tmpfs. */
 static int state_dir(const char *state_path)
 {
 	char *copy = strdup(state_path);
@@ -296,7 +299,11 @@ static int state_dir(const char *state_path)
 	if (slash && slash != copy) {
 		*slash = '\0';
 		rc = mf_mkdirs(copy);
+	} else if (slash) {
+		copy[1] = '\0'; /* "/state.db": the root */
 	}
+	if (rc == 0)
+		mf_spill_set_dir(slash ? copy : ".");
 	free(copy);
 	return rc;
 }
@@ -337,14 +344,6 @@ int mf_run(struct mf_job *job, const struct mf_run_opts *opts)
 	}
 	if (mf_run_lock(job->state_path, &lock_fd, stderr) < 0)
 		return MF_EXIT_USAGE;
-	/* big messages spill next to the state: a disk the admin chose, not
-	 * a /tmp that may be a small tmpfs */
-	char *sd = strdup(job->state_path);
-	if (sd) {
-		char *slash = strrchr(sd, '/');
-		mf_spill_set_dir(slash ? (slash == sd ? "/" : (*slash = '\0', sd)) : ".");
-		free(sd);
-	}
 	struct sched s = {.job = job, .progress = opts->progress, .started_ms = mf_now_ms()};
 	struct mf_err err = {0};
 	int exit_code = MF_EXIT_OK;

@@ -8,12 +8,9 @@
  * that the next run probes for them and stores them again; it never writes
  * to, or deletes from, a target.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
 #include <unistd.h>
 #include <uv.h>
 

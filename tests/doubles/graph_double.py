@@ -34,7 +34,7 @@ It behaves as ../shared/docs/cloud-sinks.md describes the real service:
   --tls-cert/--tls-key: HTTPS instead of HTTP.
   GET /_state (no auth): everything, as JSON, for the tests' checks.
 """
-import argparse, base64, hashlib, json, re, threading, time, urllib.parse
+import argparse, base64, datetime, email.utils, hashlib, json, re, threading, time, urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 A = None
@@ -83,7 +83,6 @@ SCHEME = "http"
 
 def sent_iso(date):
     """sentDateTime as Graph gives it for a Date header (UTC), or None."""
-    import email.utils
     try:
         d = email.utils.parsedate_to_datetime(date) if date else None
     except (TypeError, ValueError):
@@ -91,9 +90,8 @@ def sent_iso(date):
     if d is None:
         return None
     if d.tzinfo is None:
-        import datetime
         d = d.replace(tzinfo=datetime.timezone.utc)
-    return d.astimezone(__import__("datetime").timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return d.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def RA():
