@@ -307,8 +307,9 @@ int64_t mf_imap_date_to_unix(int day, int month, int year, int hour, int min, in
 	return days * 86400 + hour * 3600 + min * 60 + sec - off;
 }
 
-/* System flags as MF_FLAG_*; keywords appended to *kw (space-separated). */
-static unsigned flags_of(struct mailimap_msg_att_dynamic *dyn, struct mf_buf *kw)
+/* System flags as MF_FLAG_*; keywords appended to *kw (space-separated);
+ * *nomem set when one could not be. */
+static unsigned flags_of(struct mailimap_msg_att_dynamic *dyn, struct mf_buf *kw, bool *nomem)
 {
 	unsigned f = 0;
 	clistiter *it;
@@ -325,9 +326,10 @@ static unsigned flags_of(struct mailimap_msg_att_dynamic *dyn, struct mf_buf *kw
 		case MAILIMAP_FLAG_DELETED: f |= MF_FLAG_DELETED; break;
 		case MAILIMAP_FLAG_DRAFT: f |= MF_FLAG_DRAFT; break;
 		case MAILIMAP_FLAG_KEYWORD:
-			if (ff->fl_flag->fl_data.fl_keyword && kw->len < 4000)
-				mf_buf_printf(kw, "%s%s", kw->len ? " " : "",
-					      ff->fl_flag->fl_data.fl_keyword);
+			if (ff->fl_flag->fl_data.fl_keyword && kw->len < 4000 &&
+			    mf_buf_printf(kw, "%s%s", kw->len ? " " : "",
+					  ff->fl_flag->fl_data.fl_keyword) < 0)
+				*nomem = true;
 			break;
 		default: break;
 		}
@@ -350,8 +352,11 @@ static void att_handler(struct mailimap_msg_att *att, void *ctx)
 	for (it = clist_begin(att->att_list); it; it = clist_next(it)) {
 		struct mailimap_msg_att_item *item = clist_content(it);
 		if (item->att_type == MAILIMAP_MSG_ATT_ITEM_DYNAMIC) {
+			bool nomem = false;
 			kw.len = 0;
-			m.flags = flags_of(item->att_data.att_dyn, &kw);
+			m.flags = flags_of(item->att_data.att_dyn, &kw, &nomem);
+			if (nomem)
+				fc->rc = fc->rc ? fc->rc : MF_ENOMEM;
 		} else if (item->att_type == MAILIMAP_MSG_ATT_ITEM_STATIC) {
 			struct mailimap_msg_att_static *st = item->att_data.att_static;
 			switch (st->att_type) {
@@ -595,7 +600,7 @@ int mf_imap_select_fresh(struct mf_imap *im, const char *wire, bool rw, struct m
 
 /* What the selected mailbox's PERMANENTFLAGS says about keywords (RFC 3501
  * 7.1: without PERMANENTFLAGS every flag is permanent). */
-static void perm_keywords(struct mf_imap *im)
+static int perm_keywords(struct mf_imap *im)
 {
 	struct mailimap_selection_info *si = im->s->imap_selection_info;
 	struct mf_buf kw = {0};
@@ -608,10 +613,14 @@ static void perm_keywords(struct mf_imap *im)
 		if (fp->fl_type == MAILIMAP_FLAG_PERM_ALL)
 			im->any_keyword = true;
 		else if (fp->fl_flag && fp->fl_flag->fl_type == MAILIMAP_FLAG_KEYWORD &&
-			 fp->fl_flag->fl_data.fl_keyword)
-			mf_buf_printf(&kw, "%s%s", kw.len ? " " : "", fp->fl_flag->fl_data.fl_keyword);
+			 fp->fl_flag->fl_data.fl_keyword &&
+			 mf_buf_printf(&kw, "%s%s", kw.len ? " " : "", fp->fl_flag->fl_data.fl_keyword) < 0) {
+			mf_buf_free(&kw);
+			return MF_ENOMEM;
+		}
 	}
 	im->perm_keywords = kw.data;
+	return 0;
 }
 
 int mf_imap_select(struct mf_imap *im, const char *wire, bool rw, struct mf_err *err)
@@ -632,8 +641,7 @@ int mf_imap_select(struct mf_imap *im, const char *wire, bool rw, struct mf_err 
 	im->uidvalidity = im->s->imap_selection_info ? im->s->imap_selection_info->sel_uidvalidity
 						      : 0;
 	im->uidnext = im->s->imap_selection_info ? im->s->imap_selection_info->sel_uidnext : 0;
-	perm_keywords(im);
-	im->selected = strdup(wire);
+	im->selected = perm_keywords(im) == 0 ? strdup(wire) : NULL;
 	im->selected_rw = rw;
 	if (!im->selected)
 		return mf_err_set(err, MF_ENOMEM, "out of memory");
