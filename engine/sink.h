@@ -56,6 +56,18 @@ struct mf_sink_ops {
 	/* Open the target mailbox `unit->mailbox`. */
 	int (*open)(const void *cfg, const struct mf_unit *unit, void **snk, struct mf_err *err);
 
+	/* Open the target mailbox for reading only, for `mailferry verify`
+	 * and `plan`. It creates, cleans, locks, renames or changes nothing on
+	 * the target, and must not disturb a run of the same job going on at
+	 * the same time (no clean-up of tmp files, no folder creation). On a
+	 * sink opened this way folder() only finds: for a folder that does not
+	 * exist it returns MF_ENOTFOUND and creates nothing; probe(), hashes()
+	 * and message_ids() work as usual; store() is never called. Returns
+	 * MF_ENOTFOUND when the mailbox itself does not exist. NULL: verify and
+	 * plan refuse this sink ("cannot be read without writing"). */
+	int (*open_read)(const void *cfg, const struct mf_unit *unit, void **snk,
+			 struct mf_err *err);
+
 	/* Make sure a folder exists (creating parents as needed) and return a
 	 * handle for it, owned by the sink until close. `path` is the target
 	 * path; `role` is set when the folder is the mailbox's special folder
