@@ -35,6 +35,75 @@ enum {
 	ATT_OEM_CODEPAGE = 0x9007,
 };
 
+/* MS-OXTNEF's name of a whole attribute tag (type and id), NULL when the tag
+ * is not one it defines. The names go into the report's reasons, and only
+ * a defined tag counts as the start of an attribute when telling data
+ * appended after the stream from damage inside it. */
+static const char *att_tag_name(uint32_t tag)
+{
+	static const struct {
+		uint32_t tag;
+		const char *name;
+	} names[] = {
+		{ 0x00000000, "attNull" },
+		{ 0x00008000, "attFrom" },
+		{ 0x00018004, "attSubject" },
+		{ 0x00018009, "attMessageID" },
+		{ 0x0001800A, "attParentID" },
+		{ 0x0001800B, "attConversationID" },
+		{ 0x00018010, "attAttachTitle" },
+		{ 0x0002800C, "attBody" },
+		{ 0x00030006, "attDateStart" },
+		{ 0x00030007, "attDateEnd" },
+		{ 0x00038005, "attDateSent" },
+		{ 0x00038006, "attDateRecd" },
+		{ 0x00038012, "attAttachCreateDate" },
+		{ 0x00038013, "attAttachModifyDate" },
+		{ 0x00038020, "attDateModified" },
+		{ 0x00040009, "attRequestRes" },
+		{ 0x0004800D, "attPriority" },
+		{ 0x00050008, "attAidOwner" },
+		{ 0x00060000, "attOwner" },
+		{ 0x00060001, "attSentFor" },
+		{ 0x00060002, "attDelegate" },
+		{ 0x00068007, "attMessageStatus" },
+		{ 0x0006800F, "attAttachData" },
+		{ 0x00068011, "attAttachMetaFile" },
+		{ 0x00069001, "attAttachTransportFilename" },
+		{ 0x00069002, "attAttachRenddata" },
+		{ 0x00069003, "attMsgProps" },
+		{ 0x00069004, "attRecipTable" },
+		{ 0x00069005, "attAttachment" },
+		{ 0x00069007, "attOemCodepage" },
+		{ 0x00070006, "attOriginalMessageClass" },
+		{ 0x00078008, "attMessageClass" },
+		{ 0x00089006, "attTnefVersion" },
+	};
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+		if (names[k].tag == tag)
+			return names[k].name;
+	return NULL;
+}
+
+/* "attAttachData" or "0x12345678" for a reason text. */
+static const char *tag_label(uint32_t tag, char *buf, size_t bufsz)
+{
+	const char *n = att_tag_name(tag);
+	if (n)
+		return n;
+	snprintf(buf, bufsz, "0x%08x", (unsigned)tag);
+	return buf;
+}
+
+/* Append a note to buf ("; " between notes); what does not fit is cut. */
+static void add_why(char *buf, size_t bufsz, const char *note)
+{
+	size_t used = strnlen(buf, bufsz);
+	if (!bufsz || used + 1 >= bufsz)
+		return;
+	snprintf(buf + used, bufsz - used, "%s%s", used ? "; " : "", note);
+}
+
 /* MAPI property types and ids. */
 enum {
 	PT_SHORT = 0x0002,
@@ -73,18 +142,20 @@ enum {
 	PR_ATTACH_LONG_FILENAME = 0x3707,
 	PR_ATTACH_MIME_TAG = 0x370E,
 	PR_ATTACH_CONTENT_ID = 0x3712,
+	PR_ATTACH_FLAGS = 0x3714,
+	PR_ATTACH_DISPOSITION = 0x3716,
 	PR_INTERNET_CPID = 0x3FDE,
 };
 
 struct tnef_att {
-	char *title, *long_name, *short_name, *display, *mime, *cid;
+	char *title, *long_name, *short_name, *display, *mime, *cid, *disp;
 	const unsigned char *data; /* attAttachData */
 	size_t len;
 	const unsigned char *bin; /* PR_ATTACH_DATA as binary */
 	size_t binlen;
 	const unsigned char *obj; /* PR_ATTACH_DATA as object (IID + data) */
 	size_t objlen;
-	uint32_t method;
+	uint32_t method, flags; /* PR_ATTACH_METHOD, PR_ATTACH_FLAGS */
 	int64_t ctime, mtime;
 };
 
@@ -419,9 +490,17 @@ static void att_prop(struct tnef *t, struct tnef_att *a, const struct prop *pr)
 		if (is_str(pr))
 			set_string(t, &a->cid, pr->v, pr->vlen, uni);
 		break;
+	case PR_ATTACH_DISPOSITION:
+		if (is_str(pr))
+			set_string(t, &a->disp, pr->v, pr->vlen, uni);
+		break;
 	case PR_ATTACH_METHOD:
 		if (pr->type == PT_LONG)
 			a->method = rd32(pr->v);
+		break;
+	case PR_ATTACH_FLAGS:
+		if (pr->type == PT_LONG)
+			a->flags = rd32(pr->v);
 		break;
 	case PR_ATTACH_DATA:
 		if (pr->type == PT_BINARY) {
@@ -477,6 +556,7 @@ static void tnef_free(struct tnef *t)
 		free(a->display);
 		free(a->mime);
 		free(a->cid);
+		free(a->disp);
 	}
 	free(t->att);
 	free(t->msgclass);
@@ -487,12 +567,70 @@ static void tnef_free(struct tnef *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/* Can an attribute start at p[j]: a level byte MS-OXTNEF allows, a tag it
+ * defines, and a length that fits in what remains? */
+static bool plausible_header(const unsigned char *p, size_t len, size_t j)
+{
+	if (len - j < 11 || (p[j] != 1 && p[j] != 2) || !att_tag_name(rd32(p + j + 1)))
+		return false;
+	return rd32(p + j + 5) <= len - j - 11;
+}
+
+/* Does a whole attribute (plausible header, matching checksum) start
+ * anywhere in p[from..len)? If so, bytes at `from` that cannot start an
+ * attribute are damage inside the stream, not data appended after its end.
+ * The checksum work is capped at len bytes; past the cap the answer is yes,
+ * so that the stream is kept rather than cut short. */
+static bool attribute_follows(const unsigned char *p, size_t len, size_t from)
+{
+	size_t budget = len;
+	for (size_t j = from; j < len; j++) {
+		if (!plausible_header(p, len, j))
+			continue;
+		size_t al = rd32(p + j + 5);
+		if (al > budget)
+			return true;
+		budget -= al;
+		uint16_t sum = 0;
+		for (size_t k = 0; k < al; k++)
+			sum = (uint16_t)(sum + p[j + 9 + k]);
+		if (sum == rd16(p + j + 9 + al))
+			return true;
+	}
+	return false;
+}
+
+/* Bytes that a transport may add after the stream (line ends, padding). */
+static bool only_padding(const unsigned char *p, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (p[k] != '\r' && p[k] != '\n' && p[k] != '\0' && p[k] != ' ')
+			return false;
+	return true;
+}
+
+/* Parse the attribute stream. Returns 0 with notes on what was left out in
+ * why (empty when nothing), or MF_ECORRUPT with the reason in why. The rules,
+ * compared with MimeKit's TnefReader (loose mode) and libytnef:
+ *  - a checksum that does not match, or an attribute that claims more bytes
+ *    than remain (truncation), keeps the whole stream undecoded: the data it
+ *    would give is not the data that was sent. MimeKit decodes on in loose
+ *    mode; we do not guess.
+ *  - bytes after a complete attribute that cannot start one (a level other
+ *    than 1 or 2, or a tag MS-OXTNEF does not define) end the stream when no
+ *    whole attribute follows anywhere in them: data appended after the TNEF
+ *    (MimeKit's panic.tnef has 17 KB of base64 text there). Everything before
+ *    them is decoded and a note says how many bytes were left out. When a
+ *    whole attribute does follow, it is damage inside the stream: undecoded.
+ *  - unknown tags of a valid level are skipped, as both readers do. */
 static int tnef_parse(struct tnef *t, const unsigned char *p, size_t len, char *why, size_t whysz)
 {
 	memset(t, 0, sizeof(*t));
 	t->cp = 1252;
 	t->raw = p;
 	t->rawlen = len;
+	if (whysz)
+		why[0] = '\0';
 	if (!mf_tnef_sniff(p, len)) {
 		snprintf(why, whysz, "no TNEF signature");
 		return MF_ECORRUPT;
@@ -500,39 +638,63 @@ static int tnef_parse(struct tnef *t, const unsigned char *p, size_t len, char *
 	size_t i = 6;
 	struct tnef_att *cur = NULL;
 	size_t nattr = 0;
+	char lbl[16];
 	while (i < len) {
-		if (len - i < 9) {
-			/* a few trailing bytes (often a line end added in transit)
-			 * cannot hold an attribute: ignore them once some were read */
-			if (nattr)
-				break;
-			snprintf(why, whysz, "garbage at end of TNEF stream (offset %zu)", i);
-			return MF_ECORRUPT;
-		}
-		unsigned level = p[i];
-		uint32_t tag = rd32(p + i + 1);
-		uint32_t alen = rd32(p + i + 5);
+		size_t left = len - i;
+		unsigned level = left ? p[i] : 0;
+		uint32_t tag = left >= 5 ? rd32(p + i + 1) : 0;
+		uint32_t alen = left >= 9 ? rd32(p + i + 5) : 0;
 		size_t ds = i + 9;
-		if (level != 1 && level != 2) {
-			snprintf(why, whysz, "bad attribute level %u at offset %zu", level, i);
-			return MF_ECORRUPT;
-		}
-		if (alen > len - ds || len - ds - alen < 2) {
-			snprintf(why, whysz, "attribute 0x%08x at offset %zu overruns the stream",
-				 (unsigned)tag, i);
-			return MF_ECORRUPT;
-		}
+		bool level_ok = left >= 9 && (level == 1 || level == 2);
+		bool fits = left >= 11 && alen <= left - 11;
 		const unsigned char *d = p + ds;
-		uint16_t sum = 0;
-		for (size_t k = 0; k < alen; k++)
-			sum = (uint16_t)(sum + d[k]);
-		if (sum != rd16(d + alen)) {
-			snprintf(why, whysz, "checksum mismatch in attribute 0x%08x at offset %zu",
-				 (unsigned)tag, i);
+		bool sum_ok = false;
+		if (fits) {
+			uint16_t sum = 0;
+			for (size_t k = 0; k < alen; k++)
+				sum = (uint16_t)(sum + d[k]);
+			sum_ok = sum == rd16(d + alen);
+		}
+		/* not an attribute at all, after whole ones: appended data? */
+		if (nattr && !(level_ok && (att_tag_name(tag) || sum_ok)) &&
+		    !attribute_follows(p, len, i + 1)) {
+			if (!only_padding(p + i, left)) {
+				char note[128];
+				snprintf(note, sizeof(note),
+					 "%zu bytes after the last attribute (from byte %zu) are not TNEF "
+					 "and were left out",
+					 left, i);
+				add_why(why, whysz, note);
+			}
+			break;
+		}
+		if (left < 9) {
+			snprintf(why, whysz,
+				 "truncated at byte %zu: %zu bytes left, an attribute header takes 9", len,
+				 left);
+			return MF_ECORRUPT;
+		}
+		if (!level_ok) {
+			snprintf(why, whysz, "unknown attribute level %u at byte %zu%s", level, i,
+				 nattr ? " (whole attributes follow: damage inside the stream)" : "");
+			return MF_ECORRUPT;
+		}
+		if (!fits) {
+			snprintf(why, whysz,
+				 "truncated at byte %zu: attribute %s at byte %zu needs %llu bytes, %zu "
+				 "remain",
+				 len, tag_label(tag, lbl, sizeof(lbl)), i,
+				 (unsigned long long)alen + 2, len - ds);
+			return MF_ECORRUPT;
+		}
+		if (!sum_ok) {
+			snprintf(why, whysz, "checksum mismatch in attribute %s at byte %zu",
+				 tag_label(tag, lbl, sizeof(lbl)), i);
 			return MF_ECORRUPT;
 		}
 		uint16_t id = (uint16_t)(tag & 0xFFFF);
 		int rc = 0;
+		char pwhy[128] = "";
 		if (level == 1) {
 			switch (id) {
 			case ATT_OEM_CODEPAGE:
@@ -561,7 +723,7 @@ static int tnef_parse(struct tnef *t, const unsigned char *p, size_t len, char *
 					t->end = tnef_date(d, alen);
 				break;
 			case ATT_MSG_PROPS:
-				rc = parse_props(t, NULL, d, alen, msg_prop, why, whysz);
+				rc = parse_props(t, NULL, d, alen, msg_prop, pwhy, sizeof(pwhy));
 				break;
 			default:
 				break;
@@ -591,7 +753,7 @@ static int tnef_parse(struct tnef *t, const unsigned char *p, size_t len, char *
 				cur->mtime = tnef_date(d, alen);
 				break;
 			case ATT_ATTACHMENT:
-				rc = parse_props(t, cur, d, alen, att_prop, why, whysz);
+				rc = parse_props(t, cur, d, alen, att_prop, pwhy, sizeof(pwhy));
 				break;
 			default:
 				break;
@@ -599,8 +761,11 @@ static int tnef_parse(struct tnef *t, const unsigned char *p, size_t len, char *
 		}
 		if (t->err)
 			return t->err;
-		if (rc)
+		if (rc) {
+			snprintf(why, whysz, "%s in attribute %s at byte %zu", pwhy,
+				 tag_label(tag, lbl, sizeof(lbl)), i);
 			return rc;
+		}
 		nattr++;
 		i = ds + alen + 2;
 	}
@@ -613,13 +778,26 @@ static int tnef_parse(struct tnef *t, const unsigned char *p, size_t len, char *
 
 /* ---- MIME building -------------------------------------------------------------- */
 
-/* A Content-ID we can write as is. */
-static bool plain_cid(const char *s)
+/* The Content-ID to write for PR_ATTACH_CONTENT_ID s, without the angle
+ * brackets some writers include, into out; false when it is empty, has
+ * bytes a msg-id cannot hold, or would not fit a header line. */
+static bool plain_cid(const char *s, char *out, size_t outsz)
 {
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p < 32 || *p >= 127 || *p == '"' || *p == '\\' || *p == '<')
+	size_t n = strlen(s);
+	if (n >= 2 && s[0] == '<' && s[n - 1] == '>') {
+		s++;
+		n -= 2;
+	}
+	if (n == 0 || n >= outsz || n > 900)
+		return false;
+	for (size_t k = 0; k < n; k++) {
+		unsigned char c = (unsigned char)s[k];
+		if (c <= 32 || c >= 127 || c == '"' || c == '\\' || c == '<' || c == '>')
 			return false;
-	return strlen(s) <= 60;
+	}
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return true;
 }
 
 /* ; param="value" or its RFC 2231 form, each section on its own folded line. */
@@ -679,6 +857,33 @@ static const char *att_name(const struct tnef_att *a)
 	if (a->display)
 		return a->display;
 	return "Untitled Attachment";
+}
+
+/* Content-Type (with name), Content-Disposition (with filename and dates;
+ * inline when PR_ATTACH_FLAGS says the body renders it, ATT_MHTML_REF, or
+ * PR_ATTACH_DISPOSITION says so, as MimeKit reads them) and Content-ID of
+ * an attachment, each line ended with eol; the blank line is the caller's. */
+static void put_att_headers(struct mf_out *o, const char *type, const struct tnef_att *a,
+			    const char *ctname, const char *filename, const char *eol)
+{
+	bool inl = (a->flags & 4) || (a->disp && strcasecmp(a->disp, "inline") == 0);
+	mf_out_fmt(o, "Content-Type: %s", type);
+	put_param(o, "name", ctname, eol);
+	mf_out_fmt(o, "%sContent-Disposition: %s", eol, inl ? "inline" : "attachment");
+	put_param(o, "filename", filename, eol);
+	char d[64];
+	if (a->ctime > 0) {
+		mf_mime_date(a->ctime, d, sizeof(d));
+		mf_out_fmt(o, ";%s creation-date=\"%s\"", eol, d);
+	}
+	if (a->mtime > 0) {
+		mf_mime_date(a->mtime, d, sizeof(d));
+		mf_out_fmt(o, ";%s modification-date=\"%s\"", eol, d);
+	}
+	mf_out_str(o, eol);
+	char cid[912];
+	if (a->cid && plain_cid(a->cid, cid, sizeof(cid)))
+		mf_out_fmt(o, "Content-ID: <%s>%s", cid, eol);
 }
 
 static void put_text(struct mf_out *o, const char *type, const unsigned char *data, size_t len,
@@ -877,11 +1082,31 @@ static int build(struct tnef *t, const char *eol, int depth, struct mf_tnef_mime
 		const char *name = att_name(a);
 		const unsigned char *obj = a->obj && a->objlen >= 16 ? a->obj + 16 : NULL;
 		size_t objlen = obj ? a->objlen - 16 : 0;
-		bool embedded = obj && mf_tnef_sniff(obj, objlen) && depth < TNEF_MAX_DEPTH;
+		bool is_msg = obj && mf_tnef_sniff(obj, objlen);
+		bool embedded = is_msg && depth < TNEF_MAX_DEPTH;
+		char note[200];
+		if (is_msg && a->data && a->len) {
+			/* Outlook writes a line of text for readers without MAPI
+			 * into attAttachData of an embedded message; MimeKit gives
+			 * it as a part of its own, and so do we: nothing in the
+			 * stream is left out. */
+			mf_out_fmt(o, "%s--%s%s", eol, bmix, eol);
+			put_att_headers(o, guess_type(name), a, name, name, eol);
+			mf_out_fmt(o, "Content-Transfer-Encoding: base64%s%s", eol, eol);
+			mf_b64_encode(a->data, a->len, eol, o);
+			out->nattach++;
+		}
 		mf_out_fmt(o, "%s--%s%s", eol, bmix, eol);
+		if (is_msg && !embedded) {
+			snprintf(note, sizeof(note),
+				 "embedded message \"%.60s\" nested deeper than %d levels kept as "
+				 "application/ms-tnef",
+				 name, TNEF_MAX_DEPTH);
+			add_why(why, whysz, note);
+		}
 		if (embedded) {
 			struct mf_out msg = { 0 };
-			char subwhy[128] = "";
+			char subwhy[160] = "";
 			int r = put_embedded(&msg, obj, objlen, eol, depth, subwhy, sizeof(subwhy));
 			if (r == MF_ENOMEM) {
 				mf_out_free(&msg);
@@ -889,38 +1114,38 @@ static int build(struct tnef *t, const char *eol, int depth, struct mf_tnef_mime
 				goto done;
 			}
 			if (r == 0) {
-				mf_out_fmt(o, "Content-Type: message/rfc822%sContent-Disposition: attachment",
-					   eol);
-				put_param(o, "filename", name, eol);
-				mf_out_fmt(o, "%s%s", eol, eol);
+				/* named as MimeKit names it: filename from the
+				 * attachment's names, name from PR_DISPLAY_NAME */
+				put_att_headers(o, "message/rfc822", a, a->display ? a->display : name,
+						name, eol);
+				mf_out_str(o, eol);
 				mf_out_add(o, msg.b.data, msg.b.len);
 				mf_out_free(&msg);
 				out->nattach++;
+				if (subwhy[0]) {
+					snprintf(note, sizeof(note), "in embedded message \"%.40s\": %s",
+						 name, subwhy);
+					add_why(why, whysz, note);
+				}
 				continue;
 			}
 			mf_out_free(&msg); /* undecodable: attach the raw stream */
+			snprintf(note, sizeof(note),
+				 "embedded message \"%.40s\" not decoded (%s), kept as "
+				 "application/ms-tnef",
+				 name, subwhy);
+			add_why(why, whysz, note);
 		}
-		const unsigned char *data = a->data ? a->data : a->bin ? a->bin : obj;
-		size_t len = a->data ? a->len : a->bin ? a->binlen : objlen;
-		const char *type = sane_mime(a->mime) ? a->mime
-				   : embedded		 ? "application/ms-tnef"
-							 : guess_type(name);
-		mf_out_fmt(o, "Content-Type: %s", type);
-		put_param(o, "name", name, eol);
-		mf_out_fmt(o, "%sContent-Disposition: attachment", eol);
-		put_param(o, "filename", name, eol);
-		char d[64];
-		if (a->ctime > 0) {
-			mf_mime_date(a->ctime, d, sizeof(d));
-			mf_out_fmt(o, ";%s creation-date=\"%s\"", eol, d);
-		}
-		if (a->mtime > 0) {
-			mf_mime_date(a->mtime, d, sizeof(d));
-			mf_out_fmt(o, ";%s modification-date=\"%s\"", eol, d);
-		}
-		mf_out_str(o, eol);
-		if (a->cid && plain_cid(a->cid))
-			mf_out_fmt(o, "Content-ID: <%s>%s", a->cid, eol);
+		/* the embedded stream itself, not the text beside it */
+		const unsigned char *data = is_msg	? obj
+					    : a->data	? a->data
+					    : a->bin	? a->bin
+							: obj;
+		size_t len = is_msg ? objlen : a->data ? a->len : a->bin ? a->binlen : objlen;
+		const char *type = is_msg	      ? "application/ms-tnef"
+				   : sane_mime(a->mime) ? a->mime
+							: guess_type(name);
+		put_att_headers(o, type, a, name, name, eol);
 		mf_out_fmt(o, "Content-Transfer-Encoding: base64%s%s", eol, eol);
 		mf_b64_encode(data ? data : (const unsigned char *)"", data ? len : 0, eol, o);
 		out->nattach++;
@@ -929,8 +1154,6 @@ static int build(struct tnef *t, const char *eol, int depth, struct mf_tnef_mime
 done:
 	if (!rc && (html.err || rtf.err || o->err || out->ctype.err))
 		rc = MF_ENOMEM;
-	(void)why;
-	(void)whysz;
 	mf_out_free(&html);
 	mf_out_free(&rtf);
 	return rc;

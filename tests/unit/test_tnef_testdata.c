@@ -5,9 +5,10 @@
  *    MF_NORM_TNEF_FAILED with a note;
  *  - for a file with a .expected.list, every listed name is produced. The
  *    lists are the upstream tools' test oracles: the files a test checks,
- *    a subset of what is extracted. "<stem>-body.rtf", "<stem>-body.html"
- *    and "body.rtf" name the message body: we require a text/rtf or
- *    text/html body part (HTML de-encapsulated from RTF counts for .rtf).
+ *    a subset of what is extracted. "<stem>-body.rtf", "<stem>-body.html",
+ *    "body.rtf" and "body.html" name the message body: we require a
+ *    text/rtf or text/html body part (HTML de-encapsulated from RTF counts
+ *    for .rtf).
  * Also runs the .eml files of that folder. Skips (77) without the folder. */
 #include <dirent.h>
 #include <stdio.h>
@@ -88,10 +89,12 @@ static void free_found(struct found *f)
 		free(f->names[k]);
 }
 
+/* MimeKit's lists name the bodies "body.rtf" and "body.html" (its test
+ * gives them those names); the tnef tool's "<stem>-body.rtf/.html". */
 static bool is_body_name(const char *s, bool *html)
 {
 	size_t l = strlen(s);
-	*html = l > 10 && strcmp(s + l - 10, "-body.html") == 0;
+	*html = strcmp(s, "body.html") == 0 || (l > 10 && strcmp(s + l - 10, "-body.html") == 0);
 	return *html || strcmp(s, "body.rtf") == 0 ||
 	       (l > 9 && strcmp(s + l - 9, "-body.rtf") == 0);
 }
