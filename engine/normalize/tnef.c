@@ -623,10 +623,11 @@ static bool only_padding(const unsigned char *p, size_t n)
  *    them is decoded and a note says how many bytes were left out. When a
  *    whole attribute does follow, it is damage inside the stream: undecoded.
  *  - unknown tags of a valid level are skipped, as both readers do. */
-static int tnef_parse(struct tnef *t, const unsigned char *p, size_t len, char *why, size_t whysz)
+static int tnef_parse(struct tnef *t, const unsigned char *p, size_t len, uint32_t cp,
+		      char *why, size_t whysz)
 {
 	memset(t, 0, sizeof(*t));
-	t->cp = 1252;
+	t->cp = cp; /* until attOemCodepage says otherwise */
 	t->raw = p;
 	t->rawlen = len;
 	if (whysz)
@@ -900,12 +901,12 @@ static int build(struct tnef *t, const char *eol, int depth, struct mf_tnef_mime
 		 char *why, size_t whysz);
 
 /* An embedded message (IID + TNEF stream) as a message/rfc822 body. */
-static int put_embedded(struct mf_out *o, const unsigned char *p, size_t len, const char *eol,
-			int depth, char *why, size_t whysz)
+static int put_embedded(struct mf_out *o, const unsigned char *p, size_t len, uint32_t cp,
+			const char *eol, int depth, char *why, size_t whysz)
 {
 	struct tnef sub;
 	struct mf_tnef_mime m = { 0 };
-	int rc = tnef_parse(&sub, p, len, why, whysz);
+	int rc = tnef_parse(&sub, p, len, cp, why, whysz);
 	if (!rc)
 		rc = build(&sub, eol, depth + 1, &m, why, whysz);
 	if (!rc) {
@@ -1107,7 +1108,10 @@ static int build(struct tnef *t, const char *eol, int depth, struct mf_tnef_mime
 		if (embedded) {
 			struct mf_out msg = { 0 };
 			char subwhy[160] = "";
-			int r = put_embedded(&msg, obj, objlen, eol, depth, subwhy, sizeof(subwhy));
+			/* an embedded message without attOemCodepage has its
+			 * parent's, as MimeKit reads it */
+			int r = put_embedded(&msg, obj, objlen, t->cp, eol, depth, subwhy,
+					     sizeof(subwhy));
 			if (r == MF_ENOMEM) {
 				mf_out_free(&msg);
 				rc = r;
@@ -1164,7 +1168,7 @@ int mf_tnef_to_mime(const unsigned char *tnef, size_t len, const char *eol,
 {
 	struct tnef t;
 	memset(out, 0, sizeof(*out));
-	int rc = tnef_parse(&t, tnef, len, why, whysz);
+	int rc = tnef_parse(&t, tnef, len, 1252, why, whysz);
 	if (!rc)
 		rc = build(&t, eol, 0, out, why, whysz);
 	tnef_free(&t);

@@ -576,6 +576,52 @@ TEST(embedded_message_cid_disposition)
 	mf_out_free(&inner);
 }
 
+/* An embedded message without attOemCodepage reads its 8-bit strings in its
+ * parent's code page (MimeKit hands the parent's to the embedded reader). */
+TEST(embedded_inherits_codepage)
+{
+	static const unsigned char rend[14] = { 0 };
+	static const unsigned char cp1251[8] = { 0xE3, 0x04, 0, 0, 0, 0, 0, 0 };
+	/* "Привет.txt" in Windows-1251 */
+	static const char title[] = "\xcf\xf0\xe8\xe2\xe5\xf2.txt";
+	struct mf_out inner = { 0 }, p = { 0 }, o = { 0 }, obj = { 0 };
+	tnef_start(&inner);
+	tnef_attr(&inner, 1, 0x00078008, "IPM.Note", 9);
+	tnef_attr(&inner, 2, 0x00069002, rend, sizeof(rend));
+	tnef_attr(&inner, 2, 0x00018010, title, sizeof(title));
+	tnef_attr(&inner, 2, 0x0006800F, "x", 1);
+
+	tnef_start(&o);
+	tnef_attr(&o, 1, 0x00069007, cp1251, sizeof(cp1251));
+	tnef_attr(&o, 1, 0x00078008, "IPM.Note", 9);
+	tnef_attr(&o, 2, 0x00069002, rend, sizeof(rend));
+	static const unsigned char iid[16] = { 0x07, 0x03, 0x02 };
+	mf_out_add(&obj, iid, sizeof(iid));
+	mf_out_add(&obj, inner.b.data, inner.b.len);
+	prop_long(&p, 0x3705, 5);
+	prop_var(&p, 0x000D, 0x3701, obj.b.data, obj.b.len);
+	props_attr(&o, 0x00069005, 2, &p);
+
+	struct decoded d;
+	decode((const unsigned char *)o.b.data, o.b.len, &d);
+	CHECK_INT(d.rc, 0);
+	bool hit = false;
+	for (size_t k = 0; k < d.n; k++) {
+		char fname[128];
+		part_hdr(&d, k, "content-disposition", "filename", fname, sizeof(fname));
+		if (d.parts[k].depth > 1 && strstr(fname, ".txt")) {
+			CHECK_STR(fname, "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82.txt");
+			hit = true;
+		}
+	}
+	CHECK(hit);
+	decoded_free(&d);
+	mf_out_free(&o);
+	mf_out_free(&p);
+	mf_out_free(&obj);
+	mf_out_free(&inner);
+}
+
 int main(void)
 {
 	const char *src = getenv("MF_SRC");
@@ -586,5 +632,6 @@ int main(void)
 	RUN(reasons_name_attribute_and_byte);
 	RUN(normalize_notes_left_out_bytes);
 	RUN(embedded_message_cid_disposition);
+	RUN(embedded_inherits_codepage);
 	return test_done();
 }
