@@ -588,6 +588,8 @@ static bool attribute_follows(const unsigned char *p, size_t len, size_t from)
 		if (!plausible_header(p, len, j))
 			continue;
 		size_t al = rd32(p + j + 5);
+		if (al == 0 || rd32(p + j + 1) == 0)
+			continue; /* an empty attNull is any run of zeros after a 1 */
 		if (al > budget)
 			return true;
 		budget -= al;

@@ -390,6 +390,18 @@ TEST(reasons_name_attribute_and_byte)
 	CHECK_STR(why, want);
 	mf_out_free(&o);
 
+	/* appended binary data where zeros after a 1 look like an empty attNull:
+	 * still appended data, not damage */
+	simple_stream(&o);
+	end = o.b.len;
+	mf_out_add(&o, "junk\x01\0\0\0\0\0\0\0\0\0\0junk", 19);
+	CHECK_INT(decode_buf(&o, why, sizeof(why)), 0);
+	snprintf(want, sizeof(want),
+		 "19 bytes after the last attribute (from byte %zu) are not TNEF and were left out",
+		 end);
+	CHECK_STR(why, want);
+	mf_out_free(&o);
+
 	/* a line end added in transit is no loss: no note */
 	simple_stream(&o);
 	mf_out_str(&o, "\r\n");
