@@ -269,7 +269,7 @@ static bool do_tnef(struct ctx *c, const struct mf_part *pt, unsigned *drop, str
 {
 	struct mf_out raw = { 0 };
 	struct mf_tnef_mime m = { 0 };
-	char why[200] = "";
+	char why[256] = "";
 	bool done = false;
 	mf_mime_decode_body(c->p, pt, &raw);
 	if (raw.err) {
@@ -284,7 +284,7 @@ static bool do_tnef(struct ctx *c, const struct mf_part *pt, unsigned *drop, str
 	}
 	if (rc) {
 		c->res->changes |= MF_NORM_TNEF_FAILED;
-		char msg[200];
+		char msg[300];
 		snprintf(msg, sizeof(msg), "winmail.dat kept: %s", why[0] ? why : "not decodable");
 		add_note(c->res, msg);
 		goto out;
@@ -300,7 +300,7 @@ static bool do_tnef(struct ctx *c, const struct mf_part *pt, unsigned *drop, str
 	mf_out_str(adds, c->eol);
 	c->res->changes |= MF_NORM_TNEF;
 	if (why[0]) { /* decoded, but something in the stream was left out */
-		char msg[200];
+		char msg[300];
 		snprintf(msg, sizeof(msg), "winmail.dat decoded: %s", why);
 		add_note(c->res, msg);
 	}

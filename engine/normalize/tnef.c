@@ -1087,7 +1087,7 @@ static int build(struct tnef *t, const char *eol, int depth, struct mf_tnef_mime
 		size_t objlen = obj ? a->objlen - 16 : 0;
 		bool is_msg = obj && mf_tnef_sniff(obj, objlen);
 		bool embedded = is_msg && depth < TNEF_MAX_DEPTH;
-		char note[200];
+		char note[320];
 		if (is_msg && a->data && a->len) {
 			/* Outlook writes a line of text for readers without MAPI
 			 * into attAttachData of an embedded message; MimeKit gives
@@ -1109,7 +1109,7 @@ static int build(struct tnef *t, const char *eol, int depth, struct mf_tnef_mime
 		}
 		if (embedded) {
 			struct mf_out msg = { 0 };
-			char subwhy[160] = "";
+			char subwhy[256] = "";
 			/* an embedded message without attOemCodepage has its
 			 * parent's, as MimeKit reads it */
 			int r = put_embedded(&msg, obj, objlen, t->cp, eol, depth, subwhy,
@@ -1129,8 +1129,12 @@ static int build(struct tnef *t, const char *eol, int depth, struct mf_tnef_mime
 				mf_out_free(&msg);
 				out->nattach++;
 				if (subwhy[0]) {
-					snprintf(note, sizeof(note), "in embedded message \"%.40s\": %s",
-						 name, subwhy);
+					/* one prefix for a chain of nested messages */
+					static const char in[] = "in embedded message ";
+					bool chain = strncmp(subwhy, in, sizeof(in) - 1) == 0;
+					snprintf(note, sizeof(note), "%s\"%.40s\"%s%s", in, name,
+						 chain ? " / " : ": ",
+						 subwhy + (chain ? sizeof(in) - 1 : 0));
 					add_why(why, whysz, note);
 				}
 				continue;

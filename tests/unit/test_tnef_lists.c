@@ -634,6 +634,82 @@ TEST(embedded_inherits_codepage)
 	mf_out_free(&inner);
 }
 
+/* A message with one embedded message (method 5, PR_ATTACH_DATA_OBJ) holding
+ * `inner`, with Outlook's down-level text beside it when stub is set. */
+static void embed(struct mf_out *o, const struct mf_out *inner, bool stub)
+{
+	static const unsigned char rend[14] = { 0 };
+	static const unsigned char iid[16] = { 0x07, 0x03, 0x02 };
+	struct mf_out obj = { 0 }, p = { 0 };
+	tnef_start(o);
+	tnef_attr(o, 1, 0x00078008, "IPM.Note", 9);
+	tnef_attr(o, 2, 0x00069002, rend, sizeof(rend));
+	tnef_attr(o, 2, 0x00018010, "Untitled Attachment", 20);
+	if (stub)
+		tnef_attr(o, 2, 0x0006800F, "stub", 4);
+	mf_out_add(&obj, iid, sizeof(iid));
+	mf_out_add(&obj, inner->b.data, inner->b.len);
+	prop_long(&p, 0x3705, 5);
+	prop_var(&p, 0x000D, 0x3701, obj.b.data, obj.b.len);
+	props_attr(o, 0x00069005, 2, &p);
+	mf_out_free(&obj);
+	mf_out_free(&p);
+}
+
+/* An embedded message that cannot be decoded is attached as the TNEF stream
+ * it is (not the text beside it), and the note says which and why; one
+ * nested too deep likewise. */
+TEST(embedded_not_decoded_kept_and_noted)
+{
+	struct mf_out inner = { 0 }, o = { 0 };
+	simple_stream(&inner);
+	inner.b.data[inner.b.len - 4] ^= 1; /* attAttachData's checksum fails */
+	embed(&o, &inner, true);
+	struct decoded d;
+	decode((const unsigned char *)o.b.data, o.b.len, &d);
+	CHECK_INT(d.rc, 0);
+	char want[256];
+	snprintf(want, sizeof(want),
+		 "embedded message \"Untitled Attachment\" not decoded (checksum mismatch in "
+		 "attribute attAttachData at byte %zu), kept as application/ms-tnef",
+		 inner.b.len - 16);
+	CHECK_STR(d.why, want);
+	int raw = 0;
+	for (size_t k = 0; k < d.n; k++) {
+		if (strcmp(d.parts[k].type, "application/ms-tnef") != 0)
+			continue;
+		struct mf_out body = { 0 };
+		mf_mime_decode_body((const unsigned char *)d.msg.b.data, &d.parts[k], &body);
+		CHECK(body.b.len == inner.b.len && memcmp(body.b.data, inner.b.data, inner.b.len) == 0);
+		mf_out_free(&body);
+		raw++;
+	}
+	CHECK_INT(raw, 1);
+	decoded_free(&d);
+	mf_out_free(&o);
+	mf_out_free(&inner);
+
+	/* five levels: the fifth stays a TNEF stream inside the fourth */
+	simple_stream(&inner);
+	for (int level = 0; level < 5; level++) {
+		embed(&o, &inner, false);
+		mf_out_free(&inner);
+		inner = o;
+		memset(&o, 0, sizeof(o));
+	}
+	decode((const unsigned char *)inner.b.data, inner.b.len, &d);
+	CHECK_INT(d.rc, 0);
+	printf("five levels: %s\n", d.why);
+	CHECK(strstr(d.why, "embedded message \"Untitled Attachment\" nested deeper than 4 levels "
+			    "kept as application/ms-tnef") != NULL);
+	raw = 0;
+	for (size_t k = 0; k < d.n; k++)
+		raw += strcmp(d.parts[k].type, "application/ms-tnef") == 0;
+	CHECK_INT(raw, 1);
+	decoded_free(&d);
+	mf_out_free(&inner);
+}
+
 int main(void)
 {
 	const char *src = getenv("MF_SRC");
@@ -645,5 +721,6 @@ int main(void)
 	RUN(normalize_notes_left_out_bytes);
 	RUN(embedded_message_cid_disposition);
 	RUN(embedded_inherits_codepage);
+	RUN(embedded_not_decoded_kept_and_noted);
 	return test_done();
 }
