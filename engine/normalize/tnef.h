@@ -29,9 +29,14 @@ bool mf_tnef_sniff(const unsigned char *buf, size_t len);
 
 /* Decode tnef[0..len) (borrowed) into out (caller frees both mf_outs with
  * mf_out_free, also on error). Lines end with eol ("\r\n" or "\n");
- * boundaries derive from the content. Returns 0; MF_ECORRUPT with a reason
- * in why (NUL-terminated, truncated to whysz) when the stream is malformed;
- * MF_ENOMEM. */
+ * boundaries derive from the content. Returns 0, with why holding what the
+ * report must say about what was left out or kept as is (bytes appended
+ * after the last attribute, an embedded message not decoded; "" when
+ * nothing); MF_ECORRUPT with the reason in why when the stream is not
+ * decoded (it names the attribute and the byte: "checksum mismatch in
+ * attribute attAttachData at byte 812", "truncated at byte N: ...",
+ * "unknown attribute level 7 at byte N"); MF_ENOMEM. why is NUL-terminated
+ * and truncated to whysz. */
 int mf_tnef_to_mime(const unsigned char *tnef, size_t len, const char *eol,
 		    struct mf_tnef_mime *out, char *why, size_t whysz);
 
