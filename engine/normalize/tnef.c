@@ -664,9 +664,10 @@ static int tnef_parse(struct tnef *t, const unsigned char *p, size_t len, uint32
 			if (!only_padding(p + i, left)) {
 				char note[128];
 				snprintf(note, sizeof(note),
-					 "%zu bytes after the last attribute (from byte %zu) are not TNEF "
-					 "and were left out",
-					 left, i);
+					 "%zu byte%s after the last attribute (from byte %zu) %s not TNEF "
+					 "and %s left out",
+					 left, left == 1 ? "" : "s", i, left == 1 ? "is" : "are",
+					 left == 1 ? "was" : "were");
 				add_why(why, whysz, note);
 			}
 			break;
