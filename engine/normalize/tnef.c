@@ -15,6 +15,7 @@
 #define TNEF_MAX_DEPTH 4
 #define TNEF_MAX_ATTACH 1024
 #define MAPI_MAX_PROPS 65536
+#define TNEF_MAX_RCPT 4096
 
 /* TNEF attribute ids (low 16 bits of the attribute tag). */
 enum {
@@ -31,6 +32,7 @@ enum {
 	ATT_DATE_END = 0x0007,
 	ATT_ATTACH_RENDDATA = 0x9002,
 	ATT_MSG_PROPS = 0x9003,
+	ATT_RECIP_TABLE = 0x9004,
 	ATT_ATTACHMENT = 0x9005,
 	ATT_OEM_CODEPAGE = 0x9007,
 };
@@ -133,7 +135,12 @@ enum {
 	PR_BODY = 0x1000,
 	PR_RTF_COMPRESSED = 0x1009,
 	PR_BODY_HTML = 0x1013,
+	PR_RECIPIENT_TYPE = 0x0C15,
+	PR_INTERNET_MESSAGE_ID = 0x1035,
 	PR_DISPLAY_NAME = 0x3001,
+	PR_ADDRTYPE = 0x3002,
+	PR_EMAIL_ADDRESS = 0x3003,
+	PR_SMTP_ADDRESS = 0x39FE,
 	PR_CREATION_TIME = 0x3007,
 	PR_LAST_MODIFICATION_TIME = 0x3008,
 	PR_ATTACH_DATA = 0x3701,
@@ -159,9 +166,18 @@ struct tnef_att {
 	int64_t ctime, mtime;
 };
 
+/* A row of attRecipTable. */
+struct tnef_rcpt {
+	char *name, *email, *addrtype, *smtp;
+	uint32_t type; /* PR_RECIPIENT_TYPE: 1 To, 2 Cc, 3 Bcc */
+};
+
 struct tnef {
 	uint32_t cp, html_cp;
-	char *msgclass, *subject, *sender_name, *sender_email;
+	char *msgclass, *subject, *sender_name, *sender_email, *msgid;
+	struct tnef_rcpt *rcpt;
+	size_t nrcpt, rcptcap;
+	char rcpt_why[128]; /* why attRecipTable could not be read, "" if it could */
 	char *text; /* UTF-8 */
 	const unsigned char *html;
 	size_t htmllen;
@@ -308,8 +324,10 @@ static size_t fixed_size(uint16_t base)
 	}
 }
 
+/* One property list (a count, then the properties) at p[0..len); *used (if
+ * not NULL) gets the bytes it took, for the rows of attRecipTable. */
 static int parse_props(struct tnef *t, struct tnef_att *a, const unsigned char *p, size_t len,
-		       mf_tnef_prop_cb *cb, char *why, size_t whysz)
+		       mf_tnef_prop_cb *cb, char *why, size_t whysz, size_t *used)
 {
 	if (len < 4) {
 		snprintf(why, whysz, "MAPI property list truncated");
@@ -396,6 +414,8 @@ static int parse_props(struct tnef *t, struct tnef_att *a, const unsigned char *
 		if (t->err)
 			return t->err;
 	}
+	if (used)
+		*used = i;
 	return 0;
 truncated:
 	snprintf(why, whysz, "MAPI property list truncated");
@@ -427,6 +447,10 @@ static void msg_prop(struct tnef *t, struct tnef_att *a, const struct prop *pr)
 	case PR_SENDER_EMAIL:
 		if (is_str(pr))
 			set_string(t, &t->sender_email, pr->v, pr->vlen, uni);
+		break;
+	case PR_INTERNET_MESSAGE_ID:
+		if (is_str(pr))
+			set_string(t, &t->msgid, pr->v, pr->vlen, uni);
 		break;
 	case PR_BODY:
 		if (is_str(pr))
@@ -526,6 +550,75 @@ static void att_prop(struct tnef *t, struct tnef_att *a, const struct prop *pr)
 	}
 }
 
+static void rcpt_prop(struct tnef *t, struct tnef_att *a, const struct prop *pr)
+{
+	(void)a;
+	struct tnef_rcpt *r = &t->rcpt[t->nrcpt - 1];
+	bool uni = pr->type == PT_UNICODE;
+	switch (pr->id) {
+	case PR_RECIPIENT_TYPE:
+		if (pr->type == PT_LONG)
+			r->type = rd32(pr->v);
+		break;
+	case PR_DISPLAY_NAME:
+		if (is_str(pr))
+			set_string(t, &r->name, pr->v, pr->vlen, uni);
+		break;
+	case PR_EMAIL_ADDRESS:
+		if (is_str(pr))
+			set_string(t, &r->email, pr->v, pr->vlen, uni);
+		break;
+	case PR_ADDRTYPE:
+		if (is_str(pr))
+			set_string(t, &r->addrtype, pr->v, pr->vlen, uni);
+		break;
+	case PR_SMTP_ADDRESS:
+		if (is_str(pr))
+			set_string(t, &r->smtp, pr->v, pr->vlen, uni);
+		break;
+	default:
+		break;
+	}
+}
+
+/* attRecipTable: a row count, then per row a property list. An embedded
+ * message's To, Cc and Bcc come from here (MimeKit reads them the same). */
+static int parse_rcpt_table(struct tnef *t, const unsigned char *p, size_t len, char *why,
+			    size_t whysz)
+{
+	if (len < 4) {
+		snprintf(why, whysz, "recipient table truncated");
+		return MF_ECORRUPT;
+	}
+	uint32_t rows = rd32(p);
+	if (rows > TNEF_MAX_RCPT || rows > (len - 4) / 4) {
+		snprintf(why, whysz, "recipient row count %u impossible", (unsigned)rows);
+		return MF_ECORRUPT;
+	}
+	size_t off = 4;
+	for (uint32_t k = 0; k < rows; k++) {
+		if (t->nrcpt == t->rcptcap) {
+			size_t cap = t->rcptcap ? 2 * t->rcptcap : 8;
+			struct tnef_rcpt *g = realloc(t->rcpt, cap * sizeof(*g));
+			if (!g)
+				return t->err = MF_ENOMEM;
+			t->rcpt = g;
+			t->rcptcap = cap;
+		}
+		if (t->nrcpt == TNEF_MAX_RCPT) {
+			snprintf(why, whysz, "more than %d recipients", TNEF_MAX_RCPT);
+			return MF_ECORRUPT;
+		}
+		memset(&t->rcpt[t->nrcpt++], 0, sizeof(t->rcpt[0]));
+		size_t used = 0;
+		int rc = parse_props(t, NULL, p + off, len - off, rcpt_prop, why, whysz, &used);
+		if (rc)
+			return rc;
+		off += used;
+	}
+	return 0;
+}
+
 /* ---- the attribute stream ------------------------------------------------------ */
 
 static struct tnef_att *new_att(struct tnef *t)
@@ -559,6 +652,14 @@ static void tnef_free(struct tnef *t)
 		free(a->disp);
 	}
 	free(t->att);
+	for (size_t i = 0; i < t->nrcpt; i++) {
+		free(t->rcpt[i].name);
+		free(t->rcpt[i].email);
+		free(t->rcpt[i].addrtype);
+		free(t->rcpt[i].smtp);
+	}
+	free(t->rcpt);
+	free(t->msgid);
 	free(t->msgclass);
 	free(t->subject);
 	free(t->sender_name);
@@ -727,7 +828,17 @@ static int tnef_parse(struct tnef *t, const unsigned char *p, size_t len, uint32
 					t->end = tnef_date(d, alen);
 				break;
 			case ATT_MSG_PROPS:
-				rc = parse_props(t, NULL, d, alen, msg_prop, pwhy, sizeof(pwhy));
+				rc = parse_props(t, NULL, d, alen, msg_prop, pwhy, sizeof(pwhy), NULL);
+				break;
+			case ATT_RECIP_TABLE:
+				/* only an embedded message's header uses it: a table
+				 * we cannot read costs its recipients (noted there),
+				 * not the stream */
+				if (parse_rcpt_table(t, d, alen, pwhy, sizeof(pwhy)) == MF_ECORRUPT) {
+					snprintf(t->rcpt_why, sizeof(t->rcpt_why), "%s at byte %zu",
+						 pwhy, i);
+					pwhy[0] = '\0';
+				}
 				break;
 			default:
 				break;
@@ -757,7 +868,7 @@ static int tnef_parse(struct tnef *t, const unsigned char *p, size_t len, uint32
 				cur->mtime = tnef_date(d, alen);
 				break;
 			case ATT_ATTACHMENT:
-				rc = parse_props(t, cur, d, alen, att_prop, pwhy, sizeof(pwhy));
+				rc = parse_props(t, cur, d, alen, att_prop, pwhy, sizeof(pwhy), NULL);
 				break;
 			default:
 				break;
@@ -903,6 +1014,50 @@ static void put_text(struct mf_out *o, const char *type, const unsigned char *da
 static int build(struct tnef *t, const char *eol, int depth, struct mf_tnef_mime *out,
 		 char *why, size_t whysz);
 
+/* An address we can put between angle brackets as it is. */
+static bool plain_addr(const char *s)
+{
+	if (!s || !strchr(s, '@') || strlen(s) > 254)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p <= 32 || *p >= 127 || *p == '<' || *p == '>' || *p == '"' || *p == ',' ||
+		    *p == '\\')
+			return false;
+	return true;
+}
+
+/* "To: ", "Cc: " or "Bcc: " with the recipients of that type, one per line;
+ * one with a display name but no Internet address (an Exchange-only
+ * recipient) is kept as an empty group with that name ("Name:;"). */
+static void put_rcpts(struct mf_out *o, const struct tnef *t, uint32_t type, const char *field,
+		      const char *eol)
+{
+	bool any = false;
+	for (size_t k = 0; k < t->nrcpt; k++) {
+		const struct tnef_rcpt *r = &t->rcpt[k];
+		if (r->type != type)
+			continue;
+		const char *addr = plain_addr(r->smtp)	? r->smtp
+				   : plain_addr(r->email) ? r->email
+							  : NULL;
+		if (!addr && !r->name)
+			continue;
+		mf_out_fmt(o, "%s", any ? "," : field);
+		mf_out_str(o, any ? eol : ": ");
+		if (any)
+			mf_out_str(o, " ");
+		if (r->name && (!addr || strcmp(r->name, addr) != 0)) {
+			mf_hdr_phrase(o, r->name, eol);
+			mf_out_str(o, addr ? " " : ":;");
+		}
+		if (addr)
+			mf_out_fmt(o, "<%s>", addr);
+		any = true;
+	}
+	if (any)
+		mf_out_str(o, eol);
+}
+
 /* An embedded message (IID + TNEF stream) as a message/rfc822 body. */
 static int put_embedded(struct mf_out *o, const unsigned char *p, size_t len, uint32_t cp,
 			const char *eol, int depth, char *why, size_t whysz)
@@ -922,6 +1077,16 @@ static int put_embedded(struct mf_out *o, const unsigned char *p, size_t len, ui
 				mf_out_fmt(o, "%s<%s>", sub.sender_name ? " " : "", sub.sender_email);
 			mf_out_str(o, eol);
 		}
+		if (sub.rcpt_why[0]) {
+			char note[200];
+			snprintf(note, sizeof(note),
+				 "recipient table damaged, recipients from there on left out (%s)",
+				 sub.rcpt_why);
+			add_why(why, whysz, note);
+		}
+		put_rcpts(o, &sub, 1, "To", eol);
+		put_rcpts(o, &sub, 2, "Cc", eol);
+		put_rcpts(o, &sub, 3, "Bcc", eol);
 		if (sub.subject) {
 			mf_out_str(o, "Subject: ");
 			mf_hdr_text(o, sub.subject, 9, eol);
@@ -932,6 +1097,9 @@ static int put_embedded(struct mf_out *o, const unsigned char *p, size_t len, ui
 			mf_mime_date(sub.sent, d, sizeof(d));
 			mf_out_fmt(o, "Date: %s%s", d, eol);
 		}
+		char id[912];
+		if (sub.msgid && plain_cid(sub.msgid, id, sizeof(id)))
+			mf_out_fmt(o, "Message-ID: <%s>%s", id, eol);
 		mf_out_fmt(o, "MIME-Version: 1.0%sContent-Type: ", eol);
 		mf_out_add(o, m.ctype.b.data, m.ctype.b.len);
 		mf_out_fmt(o, "%s%s", eol, eol);

@@ -710,6 +710,75 @@ TEST(embedded_not_decoded_kept_and_noted)
 	mf_out_free(&inner);
 }
 
+/* An embedded message keeps its recipients (attRecipTable) and Message-ID
+ * (PR_INTERNET_MESSAGE_ID), as MimeKit's ConvertToMessage does. */
+TEST(embedded_recipients_and_message_id)
+{
+	struct mf_out inner = { 0 }, t = { 0 }, p = { 0 }, o = { 0 };
+	tnef_start(&inner);
+	tnef_attr(&inner, 1, 0x00078008, "IPM.Note", 9);
+	put32(&t, 3); /* rows */
+	put32(&t, 3);
+	prop_long(&t, 0x0C15, 1);
+	prop_var(&t, 0x001E, 0x3001, "Ann Smith", 10);
+	prop_var(&t, 0x001E, 0x39FE, "ann@example.org", 16);
+	put32(&t, 3);
+	prop_long(&t, 0x0C15, 2);
+	prop_var(&t, 0x001E, 0x3001, "Bob Ex", 7);
+	prop_var(&t, 0x001E, 0x3003, "/o=ExchangeLabs/cn=bob", 23);
+	put32(&t, 3);
+	prop_long(&t, 0x0C15, 1);
+	prop_var(&t, 0x001E, 0x3002, "SMTP", 5);
+	prop_var(&t, 0x001E, 0x3003, "cy@example.org", 15);
+	tnef_attr(&inner, 1, 0x00069004, t.b.data, t.b.len);
+	prop_var(&p, 0x001E, 0x1035, "<abc@example.org>", 18);
+	props_attr(&inner, 0x00069003, 1, &p);
+	embed(&o, &inner, false);
+
+	struct decoded d;
+	decode((const unsigned char *)o.b.data, o.b.len, &d);
+	CHECK_INT(d.rc, 0);
+	size_t k = 0;
+	while (k < d.n && strcmp(d.parts[k].type, "message/rfc822") != 0)
+		k++;
+	CHECK(k + 1 < d.n);
+	if (k + 1 < d.n) {
+		char v[256];
+		part_hdr(&d, k + 1, "to", NULL, v, sizeof(v));
+		CHECK_STR(v, "\"Ann Smith\" <ann@example.org>,\r\n <cy@example.org>");
+		part_hdr(&d, k + 1, "cc", NULL, v, sizeof(v));
+		CHECK_STR(v, "\"Bob Ex\":;");
+		part_hdr(&d, k + 1, "message-id", NULL, v, sizeof(v));
+		CHECK_STR(v, "<abc@example.org>");
+	}
+	decoded_free(&d);
+	mf_out_free(&o);
+	mf_out_free(&p);
+	mf_out_free(&inner);
+
+	/* a table that claims a fourth row: the stream decodes, the three
+	 * rows are there, and the note says the rest is missing */
+	t.b.data[0] = 4;
+	tnef_start(&inner);
+	tnef_attr(&inner, 1, 0x00078008, "IPM.Note", 9);
+	size_t at = inner.b.len;
+	tnef_attr(&inner, 1, 0x00069004, t.b.data, t.b.len);
+	embed(&o, &inner, false);
+	decode((const unsigned char *)o.b.data, o.b.len, &d);
+	CHECK_INT(d.rc, 0);
+	char want[256];
+	snprintf(want, sizeof(want),
+		 "in embedded message \"Untitled Attachment\": recipient table damaged, recipients "
+		 "from there on left out (MAPI property list truncated at byte %zu)",
+		 at);
+	CHECK_STR(d.why, want);
+	CHECK(memmem(d.msg.b.data, d.msg.b.len, "Cc: \"Bob Ex\":;", 14) != NULL);
+	decoded_free(&d);
+	mf_out_free(&o);
+	mf_out_free(&t);
+	mf_out_free(&inner);
+}
+
 int main(void)
 {
 	const char *src = getenv("MF_SRC");
@@ -722,5 +791,6 @@ int main(void)
 	RUN(embedded_message_cid_disposition);
 	RUN(embedded_inherits_codepage);
 	RUN(embedded_not_decoded_kept_and_noted);
+	RUN(embedded_recipients_and_message_id);
 	return test_done();
 }
