@@ -703,9 +703,12 @@ static void plan_main(void *arg)
 				mf_buf_printf(&p->listing, "    %-40s cannot list: %s\n",
 					      name ? name : "?", e.msg);
 			else
-				mf_buf_printf(&p->listing, "    %-40s %6llu messages %9.1f MB\n",
-					      name ? name : "?", (unsigned long long)l.msgs,
-					      (double)l.bytes / 1e6);
+				mf_buf_printf(&p->listing, "    %-40s %6llu messages %9.1f MB%s\n",
+					      name && *name ? name : "(root)",
+					      (unsigned long long)l.msgs, (double)l.bytes / 1e6,
+					      folders[i].not_mail
+						      ? "  (not a mail folder: never made empty)"
+						      : "");
 			free(name);
 			free(next);
 			p->folders++;
