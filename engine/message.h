@@ -4,6 +4,7 @@
 #ifndef MF_MESSAGE_H
 #define MF_MESSAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,9 @@ struct mf_folder {
 	uint64_t count_hint;   /* messages, 0 if unknown (dry-run, progress) */
 	uint64_t bytes_hint;   /* bytes, 0 if unknown */
 	void *drv;             /* the source driver's own data */
+	bool not_mail;         /* not a mail folder (a PST calendar, contacts, an
+	                          Outlook-internal folder): the target gets it only
+	                          for mail stored in it, never empty */
 };
 
 /* Message flags (IMAP system flags; Maildir S R F T D). */

@@ -506,6 +506,7 @@ static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 	mf_strmap_init(&fc.seen);
 	mf_strmap_init(&fc.older);
 	const struct mf_folder *f = folder_of(&fc);
+	const bool not_mail = f->not_mail; /* f may move when the source reopens */
 	char *cursor = NULL, *next = NULL, *target_key = NULL;
 	struct mf_ckpt_rec *recs = NULL;
 	struct outcome *outs = NULL;
@@ -541,7 +542,12 @@ static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 	/* An empty folder is created once, the first time it is seen, so that
 	 * the target gets the whole folder tree; after that, nothing to do. */
 	bool first_time = fc.known.n == 0 && !cursor;
-	if (fc.nrefs == 0 && !first_time) {
+	/* ... except a folder that is not mail: made only for mail found in it
+	 * (its other items are still counted as skipped below) */
+	bool any_mail = !not_mail;
+	for (size_t i = 0; i < fc.nrefs && !any_mail; i++)
+		any_mail = !fc.refs[i].skip;
+	if (fc.nrefs == 0 && (!first_time || !any_mail)) {
 		if (next && (!cursor || strcmp(cursor, next) != 0))
 			rc = mf_ckpt_folder_done(ck, fc.id, next, err);
 		goto out;
@@ -549,7 +555,7 @@ static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 	char q[300];
 	mf_log(MF_LOG_INFO, "event=folder mailbox=%s target=%s todo=%zu", c->mailbox_q,
 	       mf_log_quote(fc.target_disp, q, sizeof(q)), fc.nrefs);
-	{
+	if (any_mail) {
 		unsigned attempt = 0, throttles = 0;
 		for (;;) {
 			mf_err_clear(err);

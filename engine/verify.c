@@ -2,15 +2,28 @@
  * content hashes, or Message-IDs for targets that rewrite what they store)
  * and `mailferry plan` (pre-flight: logins, folders, sizes).
  * Both read the live servers and files, not the state database, and write
- * nothing (verify may create an empty target folder that the migration would
- * create anyway). The one exception is `verify --repair`: it turns the state
+ * nothing: the target is opened with the sink's open_read, which finds
+ * folders and never creates one (a folder that is not there is "missing"),
+ * and cleans nothing a run may be using. A sink without open_read is
+ * refused. `verify --repair` writes the state database only: it turns the
  * rows of messages found missing in the target from stored into failed, so
  * that the next run probes for them and stores them again; it never writes
  * to, or deletes from, a target.
+ *
+ * While a run holds the job lock, verify refuses (exit 2, naming the pid):
+ * half a migration would only show as missing messages. It finds the lock
+ * holder without taking the lock (/proc/locks), so that a run starting at
+ * that very moment is not refused because of verify.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -22,6 +35,66 @@
 #include "run.h"
 #include "strmap.h"
 #include "util.h"
+
+/* --- is a run going on? ------------------------------------------------------------ */
+
+/* Does a process hold the job lock (<state>.lock, see mf_run_lock)? 1 with
+ * the holder's pid in pid[] (from the lock file, else from /proc/locks, else
+ * "?"), 0 if not. Looks without locking and without creating the lock file:
+ * the flock held by a run is found in /proc/locks by device and inode. Only
+ * where /proc/locks cannot be read does it try a shared lock, let go at
+ * once. */
+static int lock_holder(const char *state_path, char pid[32])
+{
+	char path[4096];
+	struct stat st;
+	int held = 0;
+	snprintf(pid, 32, "?");
+	snprintf(path, sizeof(path), "%s.lock", state_path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* a run makes the file before it locks it */
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return 0;
+	}
+	FILE *pl = fopen("/proc/locks", "re");
+	if (pl) {
+		char line[256];
+		while (!held && fgets(line, sizeof(line), pl)) {
+			char type[16];
+			long lpid;
+			unsigned maj, min;
+			unsigned long ino;
+			/* "1: FLOCK  ADVISORY  WRITE 123 fe:00:5325194 0 EOF"; a
+			 * waiter's line has "->" before the type */
+			if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%lu", type, &lpid, &maj, &min,
+				   &ino) == 5 &&
+			    strcmp(type, "FLOCK") == 0 && maj == major(st.st_dev) &&
+			    min == minor(st.st_dev) && ino == (unsigned long)st.st_ino) {
+				held = 1;
+				snprintf(pid, 32, "%ld", lpid);
+			}
+		}
+		fclose(pl);
+	} else if (flock(fd, LOCK_SH | LOCK_NB) < 0) {
+		held = errno == EWOULDBLOCK;
+	} else {
+		flock(fd, LOCK_UN);
+	}
+	if (held) {
+		char buf[32];
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+		if (n > 0) {
+			buf[n] = '\0';
+			buf[strcspn(buf, "\r\n")] = '\0';
+			if (buf[0])
+				snprintf(pid, 32, "%s", buf);
+		}
+	}
+	close(fd);
+	return held;
+}
 
 /* --- verify ------------------------------------------------------------------------ */
 
@@ -303,22 +376,30 @@ static int verify_mailbox(const struct mf_job *job, const struct mf_unit *first,
 	void *snk = NULL;
 	struct mf_err err = {0};
 	int ok = 1;
-	if (job->snk->open(job->snk_cfg, first, &snk, &err) < 0) {
+	int orc = job->snk->open_read(job->snk_cfg, first, &snk, &err);
+	if (orc < 0 && orc != MF_ENOTFOUND) {
 		printf("%s: MISMATCH: cannot open the target: %s\n", first->mailbox, err.msg);
 		return 0;
 	}
 	printf("%s:%s\n", first->mailbox,
 	       by_id ? " (by Message-ID: the target rewrites message contents)" : "");
+	if (orc == MF_ENOTFOUND)
+		printf("  the target mailbox does not exist: %s\n", err.msg);
 	for (size_t i = 0; i < m->n; i++) {
 		struct target_folder *f = &m->f[i];
 		if (f->src_count == 0 && f->too_big == 0 && f->unreadable == 0)
-			continue; /* nothing expected; do not create folders to look */
+			continue; /* nothing expected */
 		char *name = mf_path_join(&f->path, "/");
 		void *fh = NULL;
 		struct tally t = {.left = f->src};
 		uint64_t missing = 0;
-		int rc = job->snk->folder(snk, &f->path, f->role, &fh, &err);
-		if (rc == 0)
+		/* a folder (or mailbox) that is not there holds nothing: all
+		 * of it is missing, which --repair may mark */
+		int rc = snk ? job->snk->folder(snk, &f->path, f->role, &fh, &err) : MF_ENOTFOUND;
+		bool absent = rc == MF_ENOTFOUND;
+		if (absent)
+			rc = 0;
+		else if (rc == 0)
 			rc = by_id ? job->snk->message_ids(snk, fh, count_target, &t, &err)
 				   : job->snk->hashes(snk, fh, count_target, &t, &err);
 		if (rc < 0) {
@@ -332,10 +413,11 @@ static int verify_mailbox(const struct mf_job *job, const struct mf_unit *first,
 			if (f->src.keys[k] && f->src.vals[k] > 0)
 				missing += (uint64_t)f->src.vals[k];
 		bool match = missing == 0 && t.extra_dup == 0 && f->unreadable == 0;
-		printf("  %-40s source %6llu  target %6llu  missing %llu  duplicates %llu%s%s%s\n",
+		printf("  %-40s source %6llu  target %6llu  missing %llu  duplicates %llu%s%s%s%s\n",
 		       name && *name ? name : "(root)", (unsigned long long)f->src_count,
 		       (unsigned long long)t.count, (unsigned long long)missing,
 		       (unsigned long long)t.extra_dup, match ? "  ok" : "  MISMATCH",
+		       absent && orc == 0 ? "  (folder missing in the target)" : "",
 		       t.extra_other ? "  (+ other mail not from this source)" : "",
 		       f->unreadable ? "  (unreadable in the source)" : "");
 		if (f->too_big)
@@ -347,7 +429,8 @@ static int verify_mailbox(const struct mf_job *job, const struct mf_unit *first,
 			m->duplicates = true;
 		free(name);
 	}
-	job->snk->close(snk);
+	if (snk)
+		job->snk->close(snk);
 	return ok;
 }
 
@@ -480,6 +563,22 @@ int mf_verify(struct mf_job *job, bool repair)
 			job->snk->name);
 		return MF_EXIT_USAGE;
 	}
+	/* --repair takes the lock itself (and says who holds it) */
+	char pid[32];
+	if (!repair && lock_holder(job->state_path, pid)) {
+		fprintf(stderr,
+			"mailferry: job %s is running (process %s holds %s.lock): verify compares "
+			"a finished migration; wait for the run to end, or stop it, then verify\n",
+			job->name, pid, job->state_path);
+		return MF_EXIT_USAGE;
+	}
+	if (!job->snk->open_read) {
+		fprintf(stderr,
+			"mailferry: the %s sink cannot be read without writing (it has no "
+			"read-only open), so verify does not look at its target\n",
+			job->snk->name);
+		return MF_EXIT_USAGE;
+	}
 	struct repair r = {.lock_fd = -1};
 	if (repair && repair_open(job, &r) < 0)
 		return MF_EXIT_USAGE;
@@ -527,6 +626,10 @@ int mf_verify(struct mf_job *job, bool repair)
 	mf_loop_stop_thread();
 	printf("verify: %u of %u mailboxes match%s\n", good, total,
 	       good == total ? "" : " (see MISMATCH above)");
+	if (!repair && lock_holder(job->state_path, pid))
+		printf("verify: a run of job %s (process %s) started while verify was reading: "
+		       "what it stored since is not counted; verify again when it ends\n",
+		       job->name, pid);
 	if (repair) {
 		repair_close(&r);
 		if (r.marked)
@@ -600,9 +703,12 @@ static void plan_main(void *arg)
 				mf_buf_printf(&p->listing, "    %-40s cannot list: %s\n",
 					      name ? name : "?", e.msg);
 			else
-				mf_buf_printf(&p->listing, "    %-40s %6llu messages %9.1f MB\n",
-					      name ? name : "?", (unsigned long long)l.msgs,
-					      (double)l.bytes / 1e6);
+				mf_buf_printf(&p->listing, "    %-40s %6llu messages %9.1f MB%s\n",
+					      name && *name ? name : "(root)",
+					      (unsigned long long)l.msgs, (double)l.bytes / 1e6,
+					      folders[i].not_mail
+						      ? "  (not a mail folder: never made empty)"
+						      : "");
 			free(name);
 			free(next);
 			p->folders++;
@@ -615,14 +721,22 @@ static void plan_main(void *arg)
 	if (job->snk->check) {
 		job->snk->check(job->snk_cfg, p->u, &p->snk_err);
 	} else {
+		/* never open(): it may create the mailbox or its folders */
 		void *snk = NULL;
-		if (job->snk->open(job->snk_cfg, p->u, &snk, &p->snk_err) == 0)
+		if (job->snk->open_read(job->snk_cfg, p->u, &snk, &p->snk_err) == 0)
 			job->snk->close(snk);
 	}
 }
 
 int mf_plan(struct mf_job *job)
 {
+	if (!job->snk->check && !job->snk->open_read) {
+		fprintf(stderr,
+			"mailferry: the %s sink cannot be read without writing (it has no "
+			"read-only open), so plan cannot check the target\n",
+			job->snk->name);
+		return MF_EXIT_USAGE;
+	}
 	struct plan_unit *p = calloc(job->nunits ? job->nunits : 1, sizeof(*p));
 	if (!p)
 		return MF_EXIT_FAILURES;

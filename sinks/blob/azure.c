@@ -64,6 +64,7 @@ struct az_snk {
 	const struct mf_unit *unit; /* borrowed: outlives the sink */
 	char *mailbox;
 	struct mf_blob_folder *folders;
+	bool readonly; /* opened by open_read: probe deletes nothing, store refuses */
 };
 
 static const struct mf_conf_key az_keys[] = {
@@ -483,6 +484,69 @@ static int az_open(const void *cfg, const struct mf_unit *unit, void **out, stru
 	return 0;
 }
 
+/* For verify and plan: List Blobs (maxresults=1) under the mailbox's
+ * prefix, nothing else: no container is made (open() makes it with Shared
+ * Key). MF_ENOTFOUND when the container does not exist or, in messages
+ * mode, holds nothing of the mailbox. folder() then only makes a handle: a
+ * blob store has no folders, and one without blobs is empty. */
+static int az_open_read(const void *cfg, const struct mf_unit *unit, void **out,
+			struct mf_err *err)
+{
+	const struct az_cfg *c = cfg;
+	static const long ok[] = {404, 0};
+	struct mf_buf prefix = {0};
+	struct qparam q[4];
+	size_t nq = 0;
+	int rc;
+	*out = NULL;
+	if (c->upload == UPLOAD_MESSAGES &&
+	    (!unit->mailbox || !unit->mailbox[0] || strchr(unit->mailbox, '/')))
+		return mf_err_set(err, MF_EMAILBOX, "target mailbox name '%s' is empty or holds '/'",
+				  unit->mailbox ? unit->mailbox : "");
+	struct az_snk *s = calloc(1, sizeof(*s));
+	if (!s || !(s->mailbox = strdup(unit->mailbox ? unit->mailbox : "")) ||
+	    (c->upload == UPLOAD_MESSAGES ? mf_buf_printf(&prefix, "%s%s/", c->sub, s->mailbox)
+					  : mf_buf_addstr(&prefix, c->sub)) < 0) {
+		if (s)
+			free(s->mailbox);
+		free(s);
+		mf_buf_free(&prefix);
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	}
+	s->cfg = c;
+	s->unit = unit;
+	s->readonly = true;
+	q[nq++] = (struct qparam){"comp", "list"};
+	q[nq++] = (struct qparam){"maxresults", "1"};
+	q[nq++] = (struct qparam){"prefix", prefix.data};
+	q[nq++] = (struct qparam){"restype", "container"};
+	struct az_call call = {.cfg = c, .method = "GET", .q = q, .nq = nq};
+	struct mf_http_req req = {0};
+	mf_http_acquire();
+	call.path = strdup(c->container);
+	rc = call.path ? az_do(&call, &req, ok, err) : mf_err_set(err, MF_ENOMEM, "out of memory");
+	if (rc == 0 && req.status == 404)
+		rc = mf_err_set(err, MF_ENOTFOUND, "container %s does not exist", c->container);
+	else if (rc == 0 && c->upload == UPLOAD_MESSAGES &&
+		 !(req.resp.data && strstr(req.resp.data, "<Blob>")))
+		rc = mf_err_set(err, MF_ENOTFOUND, "container %s holds no blob under %s",
+				c->container, prefix.data);
+	else if (rc < 0)
+		mf_err_prefix(err, "container %s", c->container);
+	free(call.path);
+	mf_buf_free(&call.url);
+	mf_http_req_free(&req);
+	mf_buf_free(&prefix);
+	if (rc < 0) {
+		mf_http_release();
+		free(s->mailbox);
+		free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
 /* For `mailferry plan`: reads only, so that a plan never makes the
  * container that open() would make. Shared Key: Get Container Properties;
  * a missing container is fine (open() creates it) and is said in err->msg
@@ -594,7 +658,9 @@ static int az_probe(void *snk, void *fh, const struct mf_item *item, char sink_i
 	if (rc < 0)
 		goto out;
 	rc = req.status == 404 ? 0 : 1;
-	if (rc == 1 && !mf_blob_whole(&req, item, name)) {
+	if (rc == 1 && s->readonly && !mf_blob_whole(&req, item, name)) {
+		rc = 0; /* broken, so not there; left as it is */
+	} else if (rc == 1 && !mf_blob_whole(&req, item, name)) {
 		/* the store's If-None-Match would keep a broken blob: away with it */
 		struct az_call del = {.cfg = s->cfg, .method = "DELETE", .path = call.path};
 		struct mf_http_req dreq = {0};
@@ -687,6 +753,8 @@ static int az_store(void *snk, void *fh, const struct mf_item *item, char sink_i
 	int rc;
 	struct mf_http_req req = {0};
 	char fl[160], idate[64], sha[96];
+	if (s->readonly)
+		return mf_err_set(err, MF_EINTERNAL, "azure-blob: store on a sink opened read-only");
 	char *name = mf_blob_object_name(f->prefix, item);
 	struct az_call call = {.cfg = s->cfg, .method = "PUT"};
 	call.path = name ? blob_path(s->cfg, name) : NULL;
@@ -1534,6 +1602,7 @@ const struct mf_sink_ops mf_sink_azure_blob = {
 	.caps = az_caps,
 	.check = az_check,
 	.open = az_open,
+	.open_read = az_open_read,
 	.folder = az_folder,
 	.probe = az_probe,
 	.store = az_store,

@@ -26,6 +26,7 @@ struct s3_snk {
 	const struct s3_cfg *cfg;
 	char *mailbox;
 	struct mf_blob_folder *folders;
+	bool readonly; /* opened by open_read: store refuses */
 };
 
 static const struct mf_conf_key s3_keys[] = {
@@ -274,6 +275,61 @@ out:
 	return rc;
 }
 
+/* For verify and plan: List Objects (max-keys=1) under the mailbox's
+ * prefix, nothing else. MF_ENOTFOUND when the bucket does not exist or
+ * holds nothing of the mailbox. folder() then only makes a handle: a
+ * bucket has no folders, and one without objects is empty. */
+static int s3_open_read(const void *cfg, const struct mf_unit *unit, void **out,
+			struct mf_err *err)
+{
+	const struct s3_cfg *c = cfg;
+	static const long ok[] = {404, 0};
+	struct mf_buf url = {0}, q = {0};
+	struct mf_http_req req = {0};
+	struct s3_call call = {.cfg = c};
+	int rc;
+	*out = NULL;
+	if (!unit->mailbox || !unit->mailbox[0] || strchr(unit->mailbox, '/'))
+		return mf_err_set(err, MF_EMAILBOX, "target mailbox name '%s' is empty or holds '/'",
+				  unit->mailbox ? unit->mailbox : "");
+	struct s3_snk *s = calloc(1, sizeof(*s));
+	if (!s || !(s->mailbox = strdup(unit->mailbox))) {
+		free(s);
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	}
+	s->cfg = c;
+	s->readonly = true;
+	if (mf_buf_addstr(&q, "max-keys=1&prefix=") < 0 ||
+	    mf_http_escape(&q, c->sub, strlen(c->sub), false) < 0 ||
+	    mf_http_escape(&q, s->mailbox, strlen(s->mailbox), false) < 0 ||
+	    mf_http_escape(&q, "/", 1, false) < 0 || object_url(&url, c, NULL, q.data) < 0) {
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		goto out;
+	}
+	mf_http_acquire();
+	rc = s3_do(&call, &req, "GET", url.data, ok, err);
+	if (rc == 0 && req.status == 404)
+		rc = mf_err_set(err, MF_ENOTFOUND, "bucket %s does not exist", c->bucket);
+	else if (rc == 0 && !(req.resp.data && strstr(req.resp.data, "<Key>")))
+		rc = mf_err_set(err, MF_ENOTFOUND, "bucket %s holds no object under %s%s/", c->bucket,
+				c->sub, s->mailbox);
+	else if (rc < 0)
+		mf_err_prefix(err, "bucket %s", c->bucket);
+	if (rc < 0)
+		mf_http_release();
+out:
+	mf_buf_free(&url);
+	mf_buf_free(&q);
+	mf_http_req_free(&req);
+	if (rc < 0) {
+		free(s->mailbox);
+		free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
 static int s3_folder(void *snk, const struct mf_path *path, enum mf_role role, void **fh,
 		     struct mf_err *err)
 {
@@ -438,6 +494,8 @@ static int s3_store(void *snk, void *fh, const struct mf_item *item, char sink_i
 	struct mf_http_req req = {0};
 	int rc;
 	char fl[160], idate[64], sha[96];
+	if (s->readonly)
+		return mf_err_set(err, MF_EINTERNAL, "s3: store on a sink opened read-only");
 	char *name = mf_blob_object_name(f->prefix, item);
 	if (!name) {
 		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
@@ -535,6 +593,7 @@ const struct mf_sink_ops mf_sink_s3 = {
 	.caps = s3_caps,
 	.check = s3_check,
 	.open = s3_open,
+	.open_read = s3_open_read,
 	.folder = s3_folder,
 	.probe = s3_probe,
 	.store = s3_store,

@@ -1,6 +1,9 @@
 /* maildir_sink.c - the Maildir sink driver: mailbox and folder creation,
  * durable store (tmp -> fsync -> rename -> fsync dir), probe by
- * deterministic name, hashes for verify. Layout and naming: maildir.h. */
+ * deterministic name, hashes for verify. Layout and naming: maildir.h.
+ * Opened with open_read (verify, plan) it only looks: no directory is made,
+ * no tmp/ file removed (they may be a running job's), no subscriptions or
+ * dovecot-keywords written. */
 #include "maildir.h"
 
 #include <dirent.h>
@@ -56,6 +59,7 @@ struct mdsink {
 	struct mf_buf subs;
 	struct nameset subnames;
 	bool subs_loaded, subs_foreign;
+	bool readonly; /* opened by open_read: folder() finds, store() refuses */
 };
 
 /* --- small helpers --------------------------------------------------------- */
@@ -283,8 +287,10 @@ out:
 	return rc;
 }
 
-/* Read the base names of the messages in cur/ and new/ into f->names. */
-static int load_names(struct mdfolder *f, struct mf_err *err)
+/* Read the base names of the messages in cur/ and new/ into f->names. A
+ * missing cur/ or new/ is an empty one when `absent_ok` (read-only: the
+ * sink made neither). */
+static int load_names(struct mdfolder *f, bool absent_ok, struct mf_err *err)
 {
 	static const char *const parts[] = {"cur", "new"};
 	int rc = 0;
@@ -293,6 +299,10 @@ static int load_names(struct mdfolder *f, struct mf_err *err)
 		if (!p)
 			return nomem(err);
 		DIR *d = opendir(p);
+		if (!d && errno == ENOENT && absent_ok) {
+			free(p);
+			continue;
+		}
 		if (!d) {
 			rc = sys_err(err, errno, "open directory", p);
 			free(p);
@@ -541,6 +551,46 @@ fail:
 	return rc;
 }
 
+/* The mailbox's Maildir for verify and plan: looks only. No directory is
+ * made and nothing removed (the stale-subscriptions clean-up of md_open is
+ * for a writer). MF_ENOTFOUND when the Maildir does not exist. */
+static int md_open_read(const void *cfgv, const struct mf_unit *unit, void **out,
+			struct mf_err *err)
+{
+	const struct mdcfg *c = cfgv;
+	struct mdsink *s = calloc(1, sizeof(*s));
+	char *comp = NULL;
+	struct stat st;
+	int rc;
+	*out = NULL;
+	if (!s)
+		return nomem(err);
+	s->cfg = c;
+	s->readonly = true;
+	if ((rc = mf_maildir_mailbox_name(unit->mailbox, &comp, err)) < 0)
+		goto fail;
+	if (!(s->mbdir = pathf("%s/%s", c->root, comp))) {
+		rc = nomem(err);
+		goto fail;
+	}
+	if (stat(s->mbdir, &st) < 0) {
+		rc = errno == ENOENT ? mf_err_set(err, MF_ENOTFOUND, "no Maildir %s", s->mbdir)
+				     : sys_err(err, errno, "look at", s->mbdir);
+		goto fail;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		rc = mf_err_set(err, MF_EIO, "%s is not a directory", s->mbdir);
+		goto fail;
+	}
+	free(comp);
+	*out = s;
+	return 0;
+fail:
+	free(comp);
+	md_close(s);
+	return rc;
+}
+
 /* Can the mailbox's Maildir be created or written? Looks only: the nearest
  * existing directory on the way must be writable. */
 static int md_check(const void *cfgv, const struct mf_unit *unit, struct mf_err *err)
@@ -572,6 +622,43 @@ static int md_check(const void *cfgv, const struct mf_unit *unit, struct mf_err 
 	return rc;
 }
 
+/* folder() of a read-only sink: the folder's directory must exist (its
+ * parents need not be folders of their own); nothing is made, subscribed
+ * or cleaned. Takes `dirname`. */
+static int find_folder(struct mdsink *s, char *dirname, void **fh, struct mf_err *err)
+{
+	struct mdfolder *f = calloc(1, sizeof(*f));
+	struct stat st;
+	int rc;
+	if (!f) {
+		free(dirname);
+		return nomem(err);
+	}
+	f->dirname = dirname;
+	if (!(f->dir = *dirname ? pathf("%s/%s", s->mbdir, dirname) : strdup(s->mbdir))) {
+		rc = nomem(err);
+		goto fail;
+	}
+	if (stat(f->dir, &st) < 0) {
+		rc = errno == ENOENT ? mf_err_set(err, MF_ENOTFOUND, "no folder %s", f->dir)
+				     : sys_err(err, errno, "look at", f->dir);
+		goto fail;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		rc = mf_err_set(err, MF_EIO, "%s is not a directory", f->dir);
+		goto fail;
+	}
+	f->next = s->folders;
+	s->folders = f;
+	*fh = f;
+	return 0;
+fail:
+	free(f->dirname);
+	free(f->dir);
+	free(f);
+	return rc;
+}
+
 static int md_folder(void *snkv, const struct mf_path *path, enum mf_role role, void **fh,
 		     struct mf_err *err)
 {
@@ -589,6 +676,8 @@ static int md_folder(void *snkv, const struct mf_path *path, enum mf_role role, 
 			return 0;
 		}
 	}
+	if (s->readonly)
+		return find_folder(s, dirname, fh, err);
 	/* Parents first, as folders of their own (".A" for ".A.B"); ".INBOX"
 	 * is the Maildir root itself. */
 	for (size_t i = 1; dirname[0] && dirname[i]; i++) {
@@ -731,12 +820,13 @@ static int kw_letters(struct mdsink *s, struct mdfolder *f, const char *kws, cha
 static int md_probe(void *snkv, void *fhv, const struct mf_item *item, char sink_id[MF_SINK_ID_MAX],
 		    struct mf_err *err)
 {
+	struct mdsink *s = snkv;
 	struct mdfolder *f = fhv;
 	char base[MF_SINK_ID_MAX];
 	int rc;
 	if ((rc = check_idem(item, err)) < 0)
 		return rc;
-	if (!f->loaded && (rc = load_names(f, err)) < 0)
+	if (!f->loaded && (rc = load_names(f, s->readonly, err)) < 0)
 		return rc;
 	mf_maildir_base_name(item->idate, item->idem, base, sizeof(base));
 	if (!set_has(&f->names, base, strlen(base)))
@@ -767,9 +857,11 @@ static int md_store(void *snkv, void *fhv, const struct mf_item *item, char sink
 	char base[MF_SINK_ID_MAX], info[8 + MD_KEYWORDS], letters[MD_KEYWORDS + 1];
 	char *tmp = NULL, *dst = NULL, *cur = NULL;
 	int fd = -1, rc;
+	if (s->readonly)
+		return mf_err_set(err, MF_EINTERNAL, "maildir: store on a sink opened read-only");
 	if ((rc = check_idem(item, err)) < 0)
 		return rc;
-	if (!f->loaded && (rc = load_names(f, err)) < 0)
+	if (!f->loaded && (rc = load_names(f, s->readonly, err)) < 0)
 		return rc;
 	mf_maildir_base_name(item->idate, item->idem, base, sizeof(base));
 	size_t blen = strlen(base);
@@ -884,6 +976,7 @@ static int md_hashes(void *snkv, void *fhv, int (*cb)(void *arg, const char *has
 		     struct mf_err *err)
 {
 	static const char *const parts[] = {"cur", "new"};
+	struct mdsink *s = snkv;
 	struct mdfolder *f = fhv;
 	char **names = NULL;
 	size_t n = 0, cap = 0;
@@ -896,6 +989,10 @@ static int md_hashes(void *snkv, void *fhv, int (*cb)(void *arg, const char *has
 			break;
 		}
 		DIR *d = opendir(p);
+		if (!d && errno == ENOENT && s->readonly) {
+			free(p); /* read-only: a folder without new/ has nothing in it */
+			continue;
+		}
 		if (!d) {
 			rc = sys_err(err, errno, "open directory", p);
 			free(p);
@@ -949,6 +1046,7 @@ const struct mf_sink_ops mf_sink_maildir = {
     .free_config = md_free_config,
     .caps = md_caps,
     .open = md_open,
+    .open_read = md_open_read,
     .folder = md_folder,
     .probe = md_probe,
     .store = md_store,

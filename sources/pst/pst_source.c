@@ -4,6 +4,17 @@
  * IPM root ("Top of Personal Folders"), which itself is not listed. Message
  * keys are libpst node ids (NIDs) in decimal.
  *
+ * Folders that are not mail: a folder whose container class
+ * (PR_CONTAINER_CLASS) is a calendar, contacts, tasks, notes or journal one
+ * is listed with not_mail set, so that the target gets it only for mail
+ * found in it. Outlook-internal folders (class IPF.Configuration: Quick
+ * Step Settings, Conversation Action Settings; the store's search root;
+ * an OST's Sync Issues tree) are listed too, so that their items are
+ * counted, but every item in them is skipped as "pst-internal-folder" and
+ * the folder is never made. Mail right under the IPM root goes where the
+ * root goes: a folder with the empty path (the job's TargetRootFolder
+ * itself; with "/" the Inbox).
+ *
  * Threads: libpst keeps process-wide state (a UTF-16 iconv descriptor that
  * pst_open() re-creates and pst_close() destroys, and a debug call stack), so
  * every libpst call below runs under one process-wide mutex. Sources on
@@ -156,7 +167,11 @@ struct fdrv {
 	struct nidx *items; /* the folder's items by nid, built on first use */
 	size_t nitems;
 	bool indexed;
+	bool internal; /* an Outlook-internal folder: every item is skipped */
 };
+
+/* The report's word for an item skipped because its folder is Outlook's own. */
+#define SKIP_INTERNAL "pst-internal-folder"
 
 struct pst_src {
 	const struct pst_cfg *cfg;
@@ -166,7 +181,8 @@ struct pst_src {
 	pst_item *root;
 	pst_desc_tree *top;
 	char store_id[80];
-	uint64_t sent_nid, trash_nid;
+	uint64_t sent_nid, trash_nid, search_nid;
+	bool ost; /* an Offline Storage file (Outlook's cache of a server mailbox) */
 	struct mf_folder *folders;
 	size_t nfolders, capfolders;
 	uint64_t *folder_nids; /* sorted */
@@ -185,7 +201,7 @@ static int cmp_nidx(const void *a, const void *b)
 }
 
 /* Check the file before libpst reads it: libpst believes the header blindly. */
-static int precheck(const char *path, struct mf_err *err, off_t *size)
+static int precheck(const char *path, struct mf_err *err, off_t *size, bool *ost)
 {
 	/* O_NONBLOCK: opening a FIFO named x.pst must not wait for a writer;
 	 * the regular-file check below then refuses it */
@@ -217,6 +233,8 @@ static int precheck(const char *path, struct mf_err *err, off_t *size)
 		goto out;
 	}
 	unsigned ver = n >= 12 ? (unsigned)(h[10] | (h[11] << 8)) : 0;
+	/* wMagicClient: "SM" for a PST, "SO" for an OST */
+	*ost = n >= 10 && h[8] == 'S' && h[9] == 'O';
 	off_t need;
 	if (ver == 14 || ver == 15)
 		need = 512; /* ANSI (97-2002) header */
@@ -266,6 +284,8 @@ static void store_identity(struct pst_src *s)
 		s->sent_nid = ms->sent_items_folder->id;
 	if (ms->deleted_items_folder)
 		s->trash_nid = ms->deleted_items_folder->id;
+	if (ms->search_root_folder)
+		s->search_nid = ms->search_root_folder->id;
 }
 
 static void pst_close_src(void *p);
@@ -277,13 +297,15 @@ static int pst_open_src(const void *cfgp, const struct mf_unit *unit, void **out
 	if (!unit->pst_path || !unit->pst_path[0])
 		return mf_err_set(err, MF_EINVAL, "manifest line %d: no PST file", unit->line);
 	off_t size = 0;
-	int rc = precheck(unit->pst_path, err, &size);
+	bool ost = false;
+	int rc = precheck(unit->pst_path, err, &size, &ost);
 	if (rc < 0)
 		return rc;
 	struct pst_src *s = calloc(1, sizeof(*s));
 	if (!s)
 		return mf_err_set(err, MF_ENOMEM, "out of memory");
 	s->cfg = cfg;
+	s->ost = ost;
 	s->path = strdup(unit->pst_path);
 	if (!s->path) {
 		free(s);
@@ -395,7 +417,7 @@ static int add_folder(struct pst_src *s, const struct mf_path *parent, const cha
 	fd->d = d;
 	f->drv = fd;
 	s->nfolders++;
-	if (mf_path_push(&f->path, name, strlen(name)) < 0)
+	if (name && mf_path_push(&f->path, name, strlen(name)) < 0)
 		return MF_ENOMEM;
 	if (asprintf(&f->validity, "%s:%" PRIx64, s->store_id, d->d_id) < 0) {
 		f->validity = NULL;
@@ -407,7 +429,7 @@ static int add_folder(struct pst_src *s, const struct mf_path *parent, const cha
 		f->role = MF_ROLE_TRASH;
 	else if (d->d_id == s->sent_nid)
 		f->role = MF_ROLE_SENT;
-	else if (parent->n == 0)
+	else if (parent->n == 0 && name)
 		f->role = pst_role_from_name(name);
 	return 0;
 }
@@ -442,8 +464,54 @@ static int folder_name(struct pst_src *s, pst_item *it, const char *fallback, st
 	return rc;
 }
 
+enum fkind { FOLDER_MAIL, FOLDER_NOT_MAIL, FOLDER_INTERNAL };
+
+static bool prefix(const char *s, const char *p);
+
+/* Outlook's names for an OST's Sync Issues folder. Its container class is
+ * IPF.Note, like any mail folder, and libpst does not give the property that
+ * names it (PR_ADDITIONAL_REN_ENTRYIDS), so here the name decides; only in
+ * an OST and only at the top level. A name missing from this list leaves
+ * the folder a mail folder, as before. */
+static const char *const sync_issues_names[] = {
+	"Sync Issues",		     /* en */
+	"Synchronisierungsprobleme", /* de */
+	"Problèmes de synchronisation", /* fr */
+	"Problemas de sincronización",  /* es */
+	"Problemas de Sincronização",   /* pt */
+	"Problemi di sincronizzazione", /* it */
+	"Synchronisatieproblemen",	/* nl */
+	"同期の失敗",		     /* ja */
+};
+
+/* What a folder is, from its container class (and, for the exceptions
+ * above, where it is). `it` is the folder's item, NULL if unreadable. */
+static enum fkind folder_kind(const struct pst_src *s, const pst_desc_tree *d, const pst_item *it,
+			      int depth)
+{
+	static const char *const not_mail[] = {"IPF.Appointment", "IPF.Contact", "IPF.Task",
+					       "IPF.StickyNote", "IPF.Journal"};
+	const char *cls = it ? it->ascii_type : NULL;
+	if (s->search_nid && d->d_id == s->search_nid)
+		return FOLDER_INTERNAL;
+	if (cls && prefix(cls, "IPF.Configuration"))
+		return FOLDER_INTERNAL;
+	if (s->ost && depth == 0 && it && it->file_as.str &&
+	    (!cls || !*cls || !strcasecmp(cls, "IPF.Note"))) {
+		for (size_t i = 0; i < sizeof(sync_issues_names) / sizeof(sync_issues_names[0]); i++)
+			if (!strcmp(it->file_as.str, sync_issues_names[i]))
+				return FOLDER_INTERNAL;
+	}
+	for (size_t i = 0; cls && i < sizeof(not_mail) / sizeof(not_mail[0]); i++) {
+		size_t l = strlen(not_mail[i]);
+		if (!strncasecmp(cls, not_mail[i], l) && (cls[l] == '\0' || cls[l] == '.'))
+			return FOLDER_NOT_MAIL;
+	}
+	return FOLDER_MAIL;
+}
+
 static int walk(struct pst_src *s, pst_desc_tree *dir, const struct mf_path *parent, int depth,
-		struct mf_err *err)
+		bool internal, struct mf_err *err)
 {
 	if (depth > MAX_FOLDER_DEPTH)
 		return 0;
@@ -468,8 +536,16 @@ static int walk(struct pst_src *s, pst_desc_tree *dir, const struct mf_path *par
 		int rc = folder_name(s, it, fallback, &name);
 		if (rc == 0 && sibling_has(s, first, parent, name.data))
 			rc = mf_buf_printf(&name, " (%" PRIu64 ")", c->d_id) < 0 ? MF_ENOMEM : 0;
+		enum fkind kind = internal ? FOLDER_INTERNAL : folder_kind(s, c, it, depth);
 		if (rc == 0)
 			rc = add_folder(s, parent, name.data, c, it);
+		if (rc == 0) {
+			struct mf_folder *f = &s->folders[s->nfolders - 1];
+			f->not_mail = kind != FOLDER_MAIL;
+			((struct fdrv *)f->drv)->internal = kind == FOLDER_INTERNAL;
+			if (kind != FOLDER_MAIL)
+				f->role = MF_ROLE_NONE;
+		}
 		mf_buf_free(&name);
 		if (it) {
 			pst_lib_lock();
@@ -482,7 +558,7 @@ static int walk(struct pst_src *s, pst_desc_tree *dir, const struct mf_path *par
 			struct mf_path here;
 			if (mf_path_copy(&here, &s->folders[s->nfolders - 1].path) < 0)
 				return mf_err_set(err, MF_ENOMEM, "out of memory listing folders");
-			rc = walk(s, c, &here, depth + 1, err);
+			rc = walk(s, c, &here, depth + 1, kind == FOLDER_INTERNAL, err);
 			mf_path_free(&here);
 			if (rc < 0)
 				return rc;
@@ -492,8 +568,10 @@ static int walk(struct pst_src *s, pst_desc_tree *dir, const struct mf_path *par
 }
 
 /* Items right under the IPM root (older Outlook versions and some tools put
- * mail there) get a folder of their own, named as the root is named ("Top of
- * Personal Folders"), so that nothing is left behind. */
+ * mail there) are listed in a folder with the empty path: where the root
+ * itself goes (TargetRootFolder; with "/" the Inbox, hence the role), not in
+ * a folder named as the root is named ("Top of Personal Folders", localized),
+ * which is Outlook's and no folder of the user's. */
 static int root_items_folder(struct pst_src *s, struct mf_err *err)
 {
 	bool any = false;
@@ -503,23 +581,11 @@ static int root_items_folder(struct pst_src *s, struct mf_err *err)
 	}
 	if (!any)
 		return 0;
-	pst_lib_lock();
-	pst_item *it = s->top->desc ? pst_parse_item(&s->pf, s->top, NULL) : NULL;
-	pst_lib_unlock();
-	struct mf_buf name = { 0 };
-	int rc = folder_name(s, it, "Top of Personal Folders", &name);
 	struct mf_path root;
 	mf_path_init(&root);
+	int rc = add_folder(s, &root, NULL, s->top, NULL);
 	if (rc == 0)
-		rc = add_folder(s, &root, name.data, s->top, NULL);
-	if (rc == 0)
-		s->folders[s->nfolders - 1].role = MF_ROLE_NONE;
-	mf_buf_free(&name);
-	if (it) {
-		pst_lib_lock();
-		pst_freeItem(it);
-		pst_lib_unlock();
-	}
+		s->folders[s->nfolders - 1].role = MF_ROLE_INBOX;
 	return rc < 0 ? mf_err_set(err, rc, "out of memory listing folders") : 0;
 }
 
@@ -531,7 +597,7 @@ static int pst_folders(void *p, const struct mf_folder **out, size_t *n, struct 
 		mf_path_init(&root);
 		int rc = root_items_folder(s, err);
 		if (rc == 0)
-			rc = walk(s, s->top, &root, 0, err);
+			rc = walk(s, s->top, &root, 0, false, err);
 		mf_path_free(&root);
 		if (rc < 0)
 			return rc;
@@ -669,6 +735,8 @@ static int pst_list(void *p, const struct mf_folder *f, const char *cursor, mf_m
 			ref.size = d->desc->size;
 		}
 		pst_lib_unlock();
+		if (fd->internal)
+			ref.skip_kind = SKIP_INTERNAL; /* mail or not: counted, not moved */
 		/* an item libpst cannot parse is listed all the same: fetch
 		 * reports why it fails, so that the report counts it */
 		if (listed && (rc = cb(arg, &ref)) != 0)

@@ -10,6 +10,10 @@ With what each message is (the kill tests), sorted, STRIP removed from the front
   s3-full URL_BUCKET PREFIX [STRIP]                     key, flags, idate, sha256 of the content
   graph-full PORT [STRIP]                               mailbox, folder path, Message-ID, sha256,
                                                         isRead, flag, isDraft
+The whole store, to see that nothing changed (verify_readonly.sh), sorted:
+  azure-tree URL_ACCOUNT ACCOUNT KEY   every container and blob: name, size, Last-Modified, ETag
+  s3-tree URL                          every bucket and object: name, size, LastModified, ETag
+  azure-delete URL_ACCOUNT ACCOUNT KEY CONTAINER/BLOB   delete one blob
 """
 import base64, hashlib, hmac, json, re, sys, urllib.parse, urllib.request
 from email.utils import formatdate
@@ -17,17 +21,87 @@ from email.utils import formatdate
 def sha(b):
     return hashlib.sha256(b).hexdigest()
 
-def az_req(url, account, key, path, q):
-    """A Shared Key signed GET of `path` (already URL-encoded) with query q."""
+def az_req(url, account, key, path, q, method="GET"):
+    """A Shared Key signed GET (or `method`) of `path` (already URL-encoded)
+    with query q."""
     date = formatdate(usegmt=True)
     canon_h = "x-ms-date:%s\nx-ms-version:2025-11-05\n" % date
     canon_r = "/%s%s" % (account, path) + "".join("\n%s:%s" % (k, q[k]) for k in sorted(q))
-    sts = "GET\n\n\n\n\n\n\n\n\n\n\n\n" + canon_h + canon_r
+    sts = method + "\n\n\n\n\n\n\n\n\n\n\n\n" + canon_h + canon_r
     sig = base64.b64encode(hmac.new(base64.b64decode(key), sts.encode(), hashlib.sha256).digest()).decode()
     full = url + path + ("?" + urllib.parse.urlencode(q) if q else "")
-    return urllib.request.urlopen(urllib.request.Request(full, headers={
+    return urllib.request.urlopen(urllib.request.Request(full, method=method, headers={
         "x-ms-date": date, "x-ms-version": "2025-11-05",
         "Authorization": "SharedKey %s:%s" % (account, sig)})).read()
+
+def unxml(v):
+    return v.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"') \
+            .replace("&apos;", "'").replace("&amp;", "&")
+
+def tag(body, t):
+    m = re.search(r"<%s>(.*?)</%s>" % (t, t), body, re.S)
+    return unxml(m.group(1)) if m else "-"
+
+def azure_tree(url, account, key):
+    """Every container (name/, Last-Modified, ETag) and every blob in it
+    (container/name, size, Last-Modified, ETag)."""
+    u = urllib.parse.urlsplit(url)
+    host, base = "%s://%s" % (u.scheme, u.netloc), u.path.rstrip("/")
+    out, marker = [], ""
+    while True:
+        q = {"comp": "list"}
+        if marker:
+            q["marker"] = marker
+        body = az_req(host, account, key, base + "/", q).decode()
+        for c in re.findall(r"<Container>(.*?)</Container>", body, re.S):
+            name = tag(c, "Name")
+            out.append("%s/\t-\t%s\t%s" % (name, tag(c, "Last-Modified"), tag(c, "Etag")))
+            bm = ""
+            while True:
+                bq = {"comp": "list", "restype": "container"}
+                if bm:
+                    bq["marker"] = bm
+                bb = az_req(host, account, key, "%s/%s" % (base, urllib.parse.quote(name)), bq).decode()
+                for b in re.findall(r"<Blob>(.*?)</Blob>", bb, re.S):
+                    out.append("%s/%s\t%s\t%s\t%s" % (name, tag(b, "Name"), tag(b, "Content-Length"),
+                                                    tag(b, "Last-Modified"), tag(b, "Etag")))
+                m = re.search(r"<NextMarker>(.+?)</NextMarker>", bb)
+                if not m:
+                    break
+                bm = m.group(1)
+        m = re.search(r"<NextMarker>(.+?)</NextMarker>", body)
+        if not m:
+            return out
+        marker = m.group(1)
+
+def azure_delete(url, account, key, name):
+    u = urllib.parse.urlsplit(url)
+    host, base = "%s://%s" % (u.scheme, u.netloc), u.path.rstrip("/")
+    az_req(host, account, key, base + "/" + urllib.parse.quote(name, safe="/@"), {}, "DELETE")
+    return []
+
+def s3_tree(url):
+    """Every bucket (name/, CreationDate) and every object in it
+    (bucket/key, size, LastModified, ETag); s3rver does not check signatures."""
+    h = {"x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+    body = urllib.request.urlopen(urllib.request.Request(url + "/", headers=h)).read().decode()
+    out = []
+    for b in re.findall(r"<Bucket>(.*?)</Bucket>", body, re.S):
+        name = tag(b, "Name")
+        out.append("%s/\t-\t%s\t-" % (name, tag(b, "CreationDate")))
+        marker = ""
+        while True:
+            q = "?marker=" + urllib.parse.quote(marker, safe="") if marker else ""
+            lb = urllib.request.urlopen(urllib.request.Request(
+                url + "/" + urllib.parse.quote(name) + q, headers=h)).read().decode()
+            objs = re.findall(r"<Contents>(.*?)</Contents>", lb, re.S)
+            for o in objs:
+                out.append("%s/%s\t%s\t%s\t%s" % (name, tag(o, "Key"), tag(o, "Size"),
+                                                tag(o, "LastModified"), tag(o, "ETag")))
+            if "<IsTruncated>true</IsTruncated>" not in lb or not objs:
+                break
+            marker = tag(objs[-1], "Key")
+    return out
 
 def azure_full(host, account, key, container, strip=""):
     """name, flags, idate, sha256 of the content: from List Blobs (with
@@ -149,7 +223,8 @@ def print_full(lines):
     sys.stdout.buffer.write("".join(l + "\n" for l in sorted(lines)).encode())
 
 if __name__ == "__main__":
-    full = {"azure-full": azure_full, "s3-full": s3_full, "graph-full": graph_full}
+    full = {"azure-full": azure_full, "s3-full": s3_full, "graph-full": graph_full,
+            "azure-tree": azure_tree, "s3-tree": s3_tree, "azure-delete": azure_delete}
     if sys.argv[1] in full:
         print_full(full[sys.argv[1]](*sys.argv[2:]))
     else:

@@ -166,9 +166,28 @@ static void scenario(const struct mf_sink_ops *ops, const struct mf_conf_section
 	mf_buf_free(&want);
 	free(m1);
 	free(m2);
+	ops->close(snk);
+
+	/* open_read (verify, plan): finds what is there, stores nothing; a
+	 * mailbox with nothing stored is MF_ENOTFOUND */
+	snk = fh = NULL;
+	CHECK(ops->open_read != NULL);
+	CHECK_INT(ops->open_read(cfg, &unit, &snk, &err), 0);
+	if (snk) {
+		struct hashes h3 = {.n = 0};
+		CHECK_INT(ops->folder(snk, &inbox, MF_ROLE_INBOX, &fh, &err), 0);
+		CHECK_INT(ops->hashes(snk, fh, collect, &h3, &err), 0);
+		CHECK_INT(h3.n, 2);
+		CHECK_INT(ops->probe(snk, fh, &i1.it, id, &err), 1);
+		CHECK_INT(ops->store(snk, fh, &i2.it, id, &err), MF_EINTERNAL);
+		ops->close(snk);
+	}
+	struct mf_unit nobody = {.id = "u2", .mailbox = "nobody@example.com"};
+	snk = NULL;
+	CHECK_INT(ops->open_read(cfg, &nobody, &snk, &err), MF_ENOTFOUND);
+	CHECK(snk == NULL);
 	mf_path_free(&inbox);
 	mf_path_free(&odd);
-	ops->close(snk);
 	ops->free_config(cfg);
 }
 
@@ -457,6 +476,30 @@ TEST(azure_check_plan)
 	mf_buf_free(&created);
 }
 
+/* open_read on a container that does not exist: MF_ENOTFOUND, and the
+ * container is not made (open() would make it with Shared Key). */
+TEST(azure_open_read_missing)
+{
+	struct mf_buf before = {0}, after = {0};
+	struct mf_err err = {0};
+	struct test_sec s;
+	void *cfg = NULL, *snk = NULL;
+	struct mf_unit unit = {.id = "rd", .mailbox = "a@example.com"};
+	CHECK_INT(az_containers(&before), 200);
+	CHECK(before.data && strstr(before.data, "\nread-missing\n") == NULL);
+	setenv("TEST_AZ_KEY", AZ_KEY, 1);
+	test_sec_init(&s, "url", "http://127.0.0.1:10000/devstoreaccount1/read-missing", "account",
+		      "devstoreaccount1", "key_env", "TEST_AZ_KEY", NULL);
+	CHECK_INT(mf_sink_azure_blob.configure(&s.sec, &cfg, &err), 0);
+	CHECK_INT(mf_sink_azure_blob.open_read(cfg, &unit, &snk, &err), MF_ENOTFOUND);
+	CHECK(strstr(err.msg, "does not exist") != NULL);
+	mf_sink_azure_blob.free_config(cfg);
+	CHECK_INT(az_containers(&after), 200);
+	CHECK_STR(after.data, before.data);
+	mf_buf_free(&before);
+	mf_buf_free(&after);
+}
+
 static int s3_check(const char *url, const char *akid, const char *secret, struct mf_err *err)
 {
 	struct test_sec s;
@@ -496,6 +539,19 @@ TEST(s3_check_plan)
 			   "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", &err), 0);
 	CHECK_INT(s3_check("http://127.0.0.1:4569/bucket/pre", "AKIDEXAMPLE", "wrong-secret", &err), MF_EAUTH);
 	CHECK(strstr(err.msg, "access key was refused") != NULL);
+	/* open_read: a missing bucket is MF_ENOTFOUND */
+	{
+		struct test_sec s;
+		void *cfg = NULL, *snk = NULL;
+		struct mf_unit unit = {.id = "rd", .mailbox = "a@example.com"};
+		setenv("TEST_S3_CK", "S3RVER", 1);
+		test_sec_init(&s, "url", "http://127.0.0.1:4568/plan-missing/pre", "region", "us-east-1",
+			      "access_key_id", "S3RVER", "secret_access_key_env", "TEST_S3_CK", NULL);
+		CHECK_INT(mf_sink_s3.configure(&s.sec, &cfg, &err), 0);
+		CHECK_INT(mf_sink_s3.open_read(cfg, &unit, &snk, &err), MF_ENOTFOUND);
+		CHECK(strstr(err.msg, "does not exist") != NULL);
+		mf_sink_s3.free_config(cfg);
+	}
 	mf_buf_free(&x1);
 	mf_buf_free(&x2);
 	mf_buf_free(&before);
@@ -515,6 +571,7 @@ int main(void)
 	RUN(s3_s3rver);
 	RUN(s3_sigv4_verified);
 	RUN(azure_check_plan);
+	RUN(azure_open_read_missing);
 	RUN(s3_check_plan);
 	mf_loop_stop_thread();
 	cloud_stop();

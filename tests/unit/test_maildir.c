@@ -829,6 +829,84 @@ TEST(tmp_leftovers_removed)
 	CHECK_STR(listing, "12345.other-mda.host\n");
 }
 
+static int count_cb(void *arg, const char *hex)
+{
+	(void)hex;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* open_read: looks only. A missing mailbox or folder is MF_ENOTFOUND and
+ * nothing is made; tmp/ files of a run, subscriptions and dovecot-keywords
+ * stay as they are; probe and hashes work; store refuses. */
+TEST(open_read_writes_nothing)
+{
+	char dir[PATH_MAX], p[PATH_MAX], listing[1024], id[MF_SINK_ID_MAX];
+	snprintf(dir, sizeof(dir), "%s/ro", g_tmp);
+	mf_mkdirs(dir);
+	struct env e;
+	struct mf_err err = {0};
+	struct mf_path path;
+	void *snk = NULL, *fh = NULL;
+	const char *work[] = {"Work", "Sub"};
+	CHECK_INT(env_open(&e, dir, "out", "erin"), 0);
+	CHECK(mf_sink_maildir.open_read != NULL);
+	/* no such mailbox: nothing made */
+	struct mf_unit other = {.mailbox = (char *)"frank", .id = (char *)"frank"};
+	CHECK_INT(mf_sink_maildir.open_read(e.cfg, &other, &snk, &err), MF_ENOTFOUND);
+	CHECK(snk == NULL);
+	snprintf(p, sizeof(p), "%s/out/frank", dir);
+	CHECK(access(p, F_OK) != 0);
+	/* a folder with one message and a run's tmp/ file */
+	void *wf = env_folder(&e, work, 2, MF_ROLE_NONE);
+	CHECK(wf != NULL);
+	struct msg m;
+	make_msg(&m, 9, 1600000000, MF_FLAG_SEEN);
+	CHECK_INT(store(&e, wf, &m, id), 0);
+	env_close(&e);
+	snprintf(p, sizeof(p), "%s/out/erin/.Work.Sub/tmp/2.Mxyz.mailferry.T777", dir);
+	int fd = open(p, O_WRONLY | O_CREAT, 0600);
+	CHECK(fd >= 0 && write(fd, "partial", 7) == 7);
+	close(fd);
+	snprintf(p, sizeof(p), "%s/out/erin", dir);
+	char before[1024];
+	CHECK(list_dir(p, before, sizeof(before)) > 0);
+
+	memset(&e, 0, sizeof(e));
+	struct sect x;
+	make_sect(&x, dir, "out", "yes");
+	CHECK_INT(mf_sink_maildir.configure(&x.s, &e.cfg, &err), 0);
+	e.unit.mailbox = e.unit.id = (char *)"erin";
+	CHECK_INT(mf_sink_maildir.open_read(e.cfg, &e.unit, &snk, &err), 0);
+	/* the folder is found, its message hashed and probed */
+	mf_path_init(&path);
+	for (size_t i = 0; i < 2; i++)
+		mf_path_push(&path, work[i], strlen(work[i]));
+	CHECK_INT(mf_sink_maildir.folder(snk, &path, MF_ROLE_NONE, &fh, &err), 0);
+	mf_path_free(&path);
+	int n = 0;
+	CHECK_INT(mf_sink_maildir.hashes(snk, fh, count_cb, &n, &err), 0);
+	CHECK_INT(n, 1);
+	CHECK_INT(mf_sink_maildir.probe(snk, fh, &m.item, id, &err), 1);
+	CHECK_INT(mf_sink_maildir.store(snk, fh, &m.item, id, &err), MF_EINTERNAL);
+	/* a folder that is not there: MF_ENOTFOUND, not made */
+	const char *gone[] = {"Gone", "Deeper"};
+	mf_path_init(&path);
+	for (size_t i = 0; i < 2; i++)
+		mf_path_push(&path, gone[i], strlen(gone[i]));
+	fh = NULL;
+	CHECK_INT(mf_sink_maildir.folder(snk, &path, MF_ROLE_NONE, &fh, &err), MF_ENOTFOUND);
+	mf_path_free(&path);
+	mf_sink_maildir.close(snk);
+	mf_sink_maildir.free_config(e.cfg);
+	snprintf(p, sizeof(p), "%s/out/erin", dir);
+	CHECK_INT(list_dir(p, listing, sizeof(listing)) > 0, 1);
+	CHECK_STR(listing, before);
+	snprintf(p, sizeof(p), "%s/out/erin/.Work.Sub/tmp", dir);
+	CHECK_INT(list_dir(p, listing, sizeof(listing)), 1);
+	CHECK_STR(listing, "2.Mxyz.mailferry.T777\n");
+}
+
 TEST(errors_name_the_path)
 {
 	char dir[PATH_MAX], p[PATH_MAX], id[MF_SINK_ID_MAX];
@@ -986,6 +1064,7 @@ int main(int argc, char **argv)
 	RUN(deterministic);
 	RUN(no_path_traversal);
 	RUN(tmp_leftovers_removed);
+	RUN(open_read_writes_nothing);
 	RUN(errors_name_the_path);
 	return test_done();
 }

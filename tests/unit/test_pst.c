@@ -178,6 +178,20 @@ TEST(outlook_folders_and_counts)
 	CHECK_INT(find_folder(fs, n, "Drafts")->role, MF_ROLE_DRAFTS);
 	CHECK_INT(find_folder(fs, n, "Junk E-mail")->role, MF_ROLE_JUNK);
 	CHECK_INT(find_folder(fs, n, "Inbox/SubInbox")->role, MF_ROLE_NONE);
+	/* the container class says which folders are not mail: never made
+	 * empty in the target (RSS Feeds, IPF.Note.OutlookHomepage, is mail) */
+	static const char *const not_mail[] = { "Calendar", "Contacts", "Journal", "Notes", "Tasks" };
+	for (size_t i = 0; i < n; i++) {
+		char *j = mf_path_join(&fs[i].path, "/");
+		bool want = false;
+		for (size_t k = 0; j && k < sizeof(not_mail) / sizeof(not_mail[0]); k++)
+			want = want || !strcmp(j, not_mail[k]);
+		if (fs[i].not_mail != want) {
+			fprintf(stderr, "folder %s: not_mail %d, want %d\n", j ? j : "?", fs[i].not_mail, want);
+			CHECK(0);
+		}
+		free(j);
+	}
 
 	/* readpst -e writes 8 .eml for Inbox and 6 for Sent Items */
 	struct listing l;
@@ -365,12 +379,15 @@ TEST(inline_image_gets_related_and_content_id)
 	const struct mf_folder *fs;
 	size_t n = 0;
 	CHECK_INT(mf_source_pst.folders(src, &fs, &n, &err), 0);
-	/* the mail sits right under the IPM root, whose (Japanese) name
-	 * becomes a folder */
-	const struct mf_folder *top = find_folder(fs, n,
-		"Outlook \xe3\x83\x87\xe3\x83\xbc\xe3\x82\xbf \xe3\x83\x95\xe3\x82\xa1\xe3\x82\xa4\xe3\x83\xab"
-		"\xe3\x81\xae\xe3\x83\x88\xe3\x83\x83\xe3\x83\x97");
+	/* the mail sits right under the IPM root: it goes where the root
+	 * goes (the folder with the empty path, the Inbox with "/"), not into
+	 * a folder named as the (Japanese) root is named */
+	const struct mf_folder *top = find_folder(fs, n, "");
 	CHECK(top != NULL);
+	CHECK(top && top->role == MF_ROLE_INBOX && !top->not_mail);
+	CHECK(find_folder(fs, n,
+		"Outlook \xe3\x83\x87\xe3\x83\xbc\xe3\x82\xbf \xe3\x83\x95\xe3\x82\xa1\xe3\x82\xa4\xe3\x83\xab"
+		"\xe3\x81\xae\xe3\x83\x88\xe3\x83\x83\xe3\x83\x97") == NULL);
 	struct listing l;
 	if (top && list_folder(src, top, &l) == 0 && l.n == 1) {
 		struct mf_msg m;
