@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "fault.h"
@@ -80,13 +81,18 @@ struct folder_ctx {
 	char *target_disp;
 	void *fh;
 	int64_t id;
-	struct mf_strmap known;   /* source key -> state */
+	struct mf_strmap known;   /* source key -> state, or RE_DECIDE */
 	struct mf_strmap seen;    /* hash -> stored copies in this folder */
 	struct mf_strmap older;   /* hash -> copies stored under an older validity */
 	struct ref *refs;
 	size_t nrefs, cap;
 	unsigned failed;
+	size_t redecide; /* skipped rows whose rule's setting changed since */
 };
+
+/* In folder_ctx.known: a message skipped by a rule whose setting has changed
+ * since: it is listed, fetched and decided again like a new one. */
+#define RE_DECIDE (-1)
 
 static const struct mf_folder *folder_of(struct folder_ctx *fc)
 {
@@ -171,16 +177,108 @@ static bool retryable(struct unit_ctx *c, const struct mf_err *err, unsigned *at
 	return false;
 }
 
+/* --- rules ------------------------------------------------------------------- */
+
+/* The setting of a skipping rule, as recorded with each skip it made: a
+ * skip is decided again when the job's setting is no longer the recorded
+ * one. */
+static void too_big_setting(const struct mf_job *job, char *out, size_t size)
+{
+	snprintf(out, size, "max_message_bytes=%llu",
+		 (unsigned long long)job->caps.max_message_bytes);
+}
+
+/* Is a skipped row's decision out of date? "not-mail" is not a job setting
+ * and stands; a row without a rule (or a setting) from an older mailferry
+ * is decided again once, when its rule is known to be a setting. */
+static bool skip_outdated(const struct mf_job *job, const struct mf_ckpt_row *row)
+{
+	if (row->state != MF_MSG_SKIPPED || !row->rule)
+		return false;
+	if (strcmp(row->rule, "too-big") == 0) {
+		char cur[64];
+		too_big_setting(job, cur, sizeof(cur));
+		return !row->setting || strcmp(row->setting, cur) != 0;
+	}
+	return false;
+}
+
+/* Sizes in a reason, in the unit max_message_mb is given in. */
+static void mb_text(uint64_t bytes, char *out, size_t size)
+{
+	if (bytes % (1024 * 1024) == 0)
+		snprintf(out, size, "%llu MB", (unsigned long long)(bytes >> 20));
+	else
+		snprintf(out, size, "%.1f MB", (double)bytes / (1024.0 * 1024.0));
+}
+
+/* One header's value for the report (unfolded, control bytes as spaces, at
+ * most size-1 bytes), "" when absent. Only the header block is read. */
+static void header_value(const unsigned char *msg, size_t len, const char *name, char *out,
+			 size_t size)
+{
+	size_t nl = strlen(name), w = 0, i = 0;
+	out[0] = '\0';
+	while (i < len) {
+		if (msg[i] == '\n' || (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n'))
+			return; /* the blank line: end of the header */
+		bool match = len - i > nl && strncasecmp((const char *)msg + i, name, nl) == 0 &&
+			     msg[i + nl] == ':';
+		size_t e = i;
+		while (e < len && msg[e] != '\n')
+			e++;
+		if (match) {
+			size_t k = i + nl + 1;
+			for (;;) {
+				for (; k < e; k++) {
+					unsigned char ch = msg[k];
+					if (ch == '\r')
+						continue;
+					if (ch < 0x20 || ch == 0x7f)
+						ch = ' ';
+					if ((ch == ' ' && (w == 0 || out[w - 1] == ' ')) ||
+					    w + 1 >= size)
+						continue;
+					out[w++] = (char)ch;
+				}
+				/* a folded continuation line */
+				if (e + 1 < len && (msg[e + 1] == ' ' || msg[e + 1] == '\t')) {
+					k = e + 1;
+					for (e = k; e < len && msg[e] != '\n'; e++)
+						;
+					continue;
+				}
+				break;
+			}
+			while (w && out[w - 1] == ' ')
+				w--;
+			out[w] = '\0';
+			/* a UTF-8 sequence cut by the cap is dropped */
+			while (w && ((unsigned char)out[w - 1] & 0xc0) == 0x80)
+				w--;
+			if (w && (unsigned char)out[w - 1] >= 0xc0)
+				out[--w] = '\0';
+			return;
+		}
+		i = e + 1;
+	}
+}
+
 /* --- listing ------------------------------------------------------------------ */
 
-static int load_row(void *arg, const char *key, int state, const char *hash_hex)
+static int load_row(void *arg, const struct mf_ckpt_row *row)
 {
 	struct folder_ctx *fc = arg;
-	if (mf_strmap_set(&fc->known, key, state) < 0)
+	int state = row->state;
+	if (skip_outdated(fc->c->job, row)) {
+		state = RE_DECIDE;
+		fc->redecide++;
+	}
+	if (mf_strmap_set(&fc->known, row->key, state) < 0)
 		return MF_ENOMEM;
-	if (state == MF_MSG_STORED && hash_hex[0]) {
-		int *n = mf_strmap_get(&fc->seen, hash_hex);
-		if (mf_strmap_set(&fc->seen, hash_hex, n ? *n + 1 : 1) < 0)
+	if (state == MF_MSG_STORED && row->hash_hex[0]) {
+		int *n = mf_strmap_get(&fc->seen, row->hash_hex);
+		if (mf_strmap_set(&fc->seen, row->hash_hex, n ? *n + 1 : 1) < 0)
 			return MF_ENOMEM;
 	}
 	return 0;
@@ -222,6 +320,7 @@ static int collect_ref(void *arg, const struct mf_msgref *r)
 	/* pending: the run died between recording and storing; failed: the last
 	 * attempt may have landed (a timeout after the server took it) */
 	ref->in_doubt = state && (*state == MF_MSG_PENDING || *state == MF_MSG_FAILED);
+	/* a RE_DECIDE row never reached the sink: not in doubt */
 	fc->nrefs++;
 	return 0;
 }
@@ -244,7 +343,44 @@ struct outcome {
 	char hash[65];
 	char sink_id[MF_SINK_ID_MAX];
 	char reason[600];
+	char setting[64];
+	/* for the report, recorded only with a skip, a failure or a change */
+	char subject[256], sender[256], hdate[96], msgid[256], note[256];
 };
+
+static void skip_too_big(const struct mf_job *job, struct outcome *o, uint64_t size)
+{
+	char a[32], b[32];
+	mb_text(size, a, sizeof(a));
+	mb_text(job->caps.max_message_bytes, b, sizeof(b));
+	o->rec.state = MF_MSG_SKIPPED;
+	snprintf(o->reason, sizeof(o->reason), "too-big: %s > %s", a, b);
+	o->rec.reason = o->reason;
+	o->rec.rule = "too-big";
+	too_big_setting(job, o->setting, sizeof(o->setting));
+	o->rec.setting = o->setting;
+}
+
+/* What the report lists for a message, read from its header block. */
+static void keep_headers(struct outcome *o, const unsigned char *data, size_t len)
+{
+	header_value(data, len, "Subject", o->subject, sizeof(o->subject));
+	header_value(data, len, "From", o->sender, sizeof(o->sender));
+	header_value(data, len, "Date", o->hdate, sizeof(o->hdate));
+	header_value(data, len, "Message-ID", o->msgid, sizeof(o->msgid));
+}
+
+/* Attach the report's fields to the record when it is one the report lists. */
+static void report_fields(struct outcome *o)
+{
+	if (o->rec.state == MF_MSG_STORED && !o->rec.changes)
+		return;
+	o->rec.subject = o->subject[0] ? o->subject : NULL;
+	o->rec.sender = o->sender[0] ? o->sender : NULL;
+	o->rec.hdate = o->hdate[0] ? o->hdate : NULL;
+	o->rec.msgid = o->msgid[0] ? o->msgid : NULL;
+	o->rec.note = o->note[0] ? o->note : NULL;
+}
 
 /* Returns 0 when the message has an outcome (stored, skipped or failed), or
  * a negative code (in err) that ends the folder or the unit. */
@@ -263,16 +399,14 @@ static int migrate_one(struct folder_ctx *fc, struct ref *ref, struct outcome *o
 		o->rec.state = MF_MSG_SKIPPED;
 		snprintf(o->reason, sizeof(o->reason), "not mail: %s", ref->skip);
 		o->rec.reason = o->reason;
+		o->rec.rule = "not-mail";
 		return 0;
 	}
 	uint64_t max = job->caps.max_message_bytes;
 	if (max && ref->size > max + max / 2) {
-		/* clearly too big: do not even fetch it */
-		o->rec.state = MF_MSG_SKIPPED;
-		snprintf(o->reason, sizeof(o->reason),
-			 "too big: %llu bytes, the target takes at most %llu",
-			 (unsigned long long)ref->size, (unsigned long long)max);
-		o->rec.reason = o->reason;
+		/* clearly too big: do not even fetch it (so its headers are
+		 * not known to the report) */
+		skip_too_big(job, o, ref->size);
 		return 0;
 	}
 
@@ -317,12 +451,10 @@ static int migrate_one(struct folder_ctx *fc, struct ref *ref, struct outcome *o
 	mf_msg_clear(&msg);
 	o->rec.changes = norm.changes;
 	o->rec.size = norm.len;
+	keep_headers(o, norm.data, norm.len);
+	snprintf(o->note, sizeof(o->note), "%s", norm.note);
 	if (max && norm.len > max) {
-		o->rec.state = MF_MSG_SKIPPED;
-		snprintf(o->reason, sizeof(o->reason),
-			 "too big: %zu bytes, the target takes at most %llu", norm.len,
-			 (unsigned long long)max);
-		o->rec.reason = o->reason;
+		skip_too_big(job, o, norm.len);
 		goto out;
 	}
 	unsigned char sha[MF_SHA256_LEN];
@@ -425,8 +557,16 @@ failed:
 	case MF_CLASS_THROTTLED:
 		o->rec.state = err->code == MF_ETOOBIG ? MF_MSG_SKIPPED : MF_MSG_FAILED;
 		o->rec.err_class = (int)mf_err_class(err->code);
-		snprintf(o->reason, sizeof(o->reason), "%s", err->msg);
+		snprintf(o->reason, sizeof(o->reason), "%s%s",
+			 err->code == MF_ETOOBIG ? "too-big: " : "", err->msg);
 		o->rec.reason = o->reason;
+		if (err->code == MF_ETOOBIG) {
+			/* the target's own limit: decided again when the job's
+			 * limit changes */
+			o->rec.rule = "too-big";
+			too_big_setting(job, o->setting, sizeof(o->setting));
+			o->rec.setting = o->setting;
+		}
 		rc = 0;
 		if (err->code == MF_EINTERRUPTED || atomic_load(&c->run->stop))
 			rc = MF_EINTERRUPTED;
@@ -435,6 +575,7 @@ failed:
 		break; /* ends the folder or the unit: rc stays negative */
 	}
 out:
+	report_fields(o);
 	free(message_id);
 	free(keywords);
 	mf_bytes_free(norm.data);
@@ -529,6 +670,15 @@ static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 	if (rc == 0 && older)
 		rc = mf_ckpt_older_hashes(ck, c->unit_id, fc.path_key, fc.validity, load_older,
 					  &fc, err);
+	if (rc == 0 && fc.redecide) {
+		/* the source's cursor is past those messages: list them all */
+		mf_log(MF_LOG_INFO,
+		       "event=skips-redecided mailbox=%s folder_id=%lld messages=%zu "
+		       "reason=\"the rule that skipped them has another setting now\"",
+		       c->mailbox_q, (long long)fc.id, fc.redecide);
+		free(cursor);
+		cursor = NULL;
+	}
 	if (rc == 0)
 		rc = list_folder(&fc, cursor, &next, err);
 	if (rc < 0)
@@ -693,7 +843,8 @@ static int upload_whole_file(struct unit_ctx *c, struct mf_err *err)
 		return rc;
 	struct mf_strmap known;
 	mf_strmap_init(&known);
-	struct folder_ctx probe = {.known = known};
+	struct unit_ctx pc = {.job = c->job};
+	struct folder_ctx probe = {.c = &pc, .known = known};
 	rc = mf_ckpt_folder_rows(ck, fid, load_row, &probe, err);
 	int *state = mf_strmap_get(&probe.known, "file");
 	bool done = state && *state == MF_MSG_STORED;
@@ -812,8 +963,10 @@ out:
 	}
 	mf_buf_free(&folder_errors);
 	struct mf_err werr = {0};
+	bool worked = atomic_load(&stats->stored) || atomic_load(&stats->skipped) ||
+		      atomic_load(&stats->failed);
 	int wrc = mf_ckpt_unit_end(run->ck, c.unit_id, state,
-				   rc < 0 ? why : (summary.code ? &summary : NULL), &werr);
+				   rc < 0 ? why : (summary.code ? &summary : NULL), worked, &werr);
 	if (wrc < 0 && rc == 0) {
 		*why = werr;
 		rc = wrc;
@@ -824,6 +977,7 @@ out:
 /* --- dry run --------------------------------------------------------------------- */
 
 struct dry {
+	const struct mf_job *job;
 	struct mf_strmap known;
 	uint64_t msgs, bytes, skipped;
 };
@@ -843,11 +997,11 @@ static int dry_ref(void *arg, const struct mf_msgref *r)
 	return 0;
 }
 
-static int dry_row(void *arg, const char *key, int state, const char *hash_hex)
+static int dry_row(void *arg, const struct mf_ckpt_row *row)
 {
-	(void)hash_hex;
 	struct dry *d = arg;
-	return mf_strmap_set(&d->known, key, state);
+	return mf_strmap_set(&d->known, row->key,
+			     skip_outdated(d->job, row) ? RE_DECIDE : row->state);
 }
 
 /* Read-only: the rows already recorded for this folder, if any. */
@@ -892,7 +1046,7 @@ int mf_pipeline_dry_run(const struct mf_job *job, struct mf_ckpt *ck, const stru
 		}
 		char *tname = mf_path_join(&target, "/");
 		char *key = mf_path_key(&folders[i].path);
-		struct dry d = {0};
+		struct dry d = {.job = job};
 		mf_strmap_init(&d.known);
 		char *next = NULL;
 		rc = dry_known(ck, u, key ? key : "", folders[i].validity ? folders[i].validity : "",
