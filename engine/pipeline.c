@@ -373,7 +373,9 @@ static void keep_headers(struct outcome *o, const unsigned char *data, size_t le
 /* Attach the report's fields to the record when it is one the report lists. */
 static void report_fields(struct outcome *o)
 {
-	if (o->rec.state == MF_MSG_STORED && !o->rec.changes)
+	/* line ends converted to the target's convention is how every message
+	 * is stored there, not a change the report lists one by one */
+	if (o->rec.state == MF_MSG_STORED && !(o->rec.changes & ~(unsigned)MF_NORM_LINE_ENDINGS))
 		return;
 	o->rec.subject = o->subject[0] ? o->subject : NULL;
 	o->rec.sender = o->sender[0] ? o->sender : NULL;

@@ -40,7 +40,11 @@ int mf_plan(struct mf_job *job);
 
 /* Per-unit progress from the state database. Returns an exit code. */
 int mf_status(struct mf_job *job);
-/* Per-unit report as "csv" or "json" on stdout. Returns an exit code. */
-int mf_report(struct mf_job *job, const char *format);
+/* Per-unit report on stdout: "csv" or "json" (with a totals row/object), or
+ * "html" (one self-contained page: totals, a throughput chart, mailboxes,
+ * failures). With `items` (csv or json): every skipped, failed or changed
+ * message instead, streamed. Reads the state database only. Returns an exit
+ * code. */
+int mf_report(struct mf_job *job, const char *format, bool items);
 
 #endif
