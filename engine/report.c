@@ -564,12 +564,22 @@ static void html_chart(FILE *o, sqlite3 *db, const struct mf_job *job)
 		if (msgs[k] > top)
 			top = msgs[k];
 	}
+	double peak = top, nice = 0.1;
+	/* the axis goes to the next 1, 2, 4, 5 or 8 x 10^k above the peak */
+	while (nice * 8 < peak)
+		nice *= 10;
+	static const double m[] = {1, 2, 4, 5, 8, 10};
+	for (size_t k = 0; k < 6; k++)
+		if (nice * m[k] >= peak) {
+			top = nice * m[k];
+			break;
+		}
 	if (top <= 0)
 		top = 1;
 	fprintf(o,
 		"<p class=\"sub\">Messages stored per second, averaged over %g s slices; %d "
 		"batches, %.0f messages; the highest rate is %.1f messages/s.</p>\n",
-		per_s, (int)nb, total, top);
+		per_s, (int)nb, total, peak);
 	fprintf(o,
 		"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
 		"viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"messages stored over time\">\n",
