@@ -88,6 +88,7 @@ struct folder_ctx {
 	size_t nrefs, cap;
 	unsigned failed;
 	size_t redecide; /* skipped rows whose rule's setting changed since */
+	bool excluded;   /* the folder is excluded by [folders] */
 };
 
 /* In folder_ctx.known: a message skipped by a rule whose setting has changed
@@ -188,13 +189,27 @@ static void too_big_setting(const struct mf_job *job, char *out, size_t size)
 		 (unsigned long long)job->caps.max_message_bytes);
 }
 
+/* [folders]' rules as recorded with a folder-excluded skip. */
+static void folders_setting(const struct mf_job *job, struct mf_buf *b)
+{
+	for (size_t i = 0; i < job->rules.ninclude; i++)
+		mf_buf_printf(b, "%sinclude = %s", b->len ? "; " : "", job->rules.include[i]);
+	for (size_t i = 0; i < job->rules.nexclude; i++)
+		mf_buf_printf(b, "%sexclude = %s", b->len ? "; " : "", job->rules.exclude[i]);
+}
+
 /* Is a skipped row's decision out of date? "not-mail" is not a job setting
  * and stands; a row without a rule (or a setting) from an older mailferry
- * is decided again once, when its rule is known to be a setting. */
-static bool skip_outdated(const struct mf_job *job, const struct mf_ckpt_row *row)
+ * is decided again once, when its rule is known to be a setting; a message
+ * of a folder excluded by [folders] is decided again once its folder is
+ * taken (`folder_taken`). */
+static bool skip_outdated(const struct mf_job *job, const struct mf_ckpt_row *row,
+			  bool folder_taken)
 {
 	if (row->state != MF_MSG_SKIPPED || !row->rule)
 		return false;
+	if (strcmp(row->rule, "folder-excluded") == 0)
+		return folder_taken;
 	if (strcmp(row->rule, "too-big") == 0) {
 		char cur[64];
 		too_big_setting(job, cur, sizeof(cur));
@@ -270,7 +285,7 @@ static int load_row(void *arg, const struct mf_ckpt_row *row)
 {
 	struct folder_ctx *fc = arg;
 	int state = row->state;
-	if (skip_outdated(fc->c->job, row)) {
+	if (skip_outdated(fc->c->job, row, !fc->excluded)) {
 		state = RE_DECIDE;
 		fc->redecide++;
 	}
@@ -640,6 +655,89 @@ static void forget_untried(struct mf_ckpt *ck, int64_t folder_id, const struct r
 	free(keys);
 }
 
+/* A folder excluded by [folders]: its messages are listed (never fetched)
+ * and recorded as skipped by that rule, so that the report says what was
+ * left behind and a later run that takes the folder decides them again.
+ * Rows of another state (stored when the folder was taken before) are left
+ * as they are. A source that cannot list the folder costs a warning, not
+ * the mailbox. Listing is metadata only, but it is done on every run. */
+static int record_excluded(struct folder_ctx *fc, struct mf_err *err)
+{
+	struct unit_ctx *c = fc->c;
+	const struct mf_folder *f = folder_of(fc);
+	struct mf_ckpt *ck = c->run->ck;
+	char *cursor = NULL, *next = NULL;
+	struct mf_ckpt_rec *recs = NULL;
+	struct mf_buf setting = {0};
+	bool older;
+	char q[300];
+	char *name = mf_path_join(&f->path, "/");
+	fc->path_key = mf_path_key(&f->path);
+	fc->validity = f->validity ? f->validity : "";
+	int rc = 0;
+	if (!name || !fc->path_key) {
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		goto out;
+	}
+	folders_setting(c->job, &setting);
+	rc = mf_ckpt_folder(ck, c->unit_id, fc->path_key, fc->validity, "", &fc->id, &cursor,
+			    &older, err);
+	if (rc == 0)
+		rc = mf_ckpt_folder_rows(ck, fc->id, load_row, fc, err);
+	if (rc < 0)
+		goto out;
+	struct mf_err lerr = {0};
+	if (list_folder(fc, cursor, &next, &lerr) < 0) {
+		if (mf_err_class(lerr.code) == MF_CLASS_CONFIG || lerr.code == MF_ENOMEM) {
+			*err = lerr;
+			rc = lerr.code;
+		} else {
+			mf_log(MF_LOG_WARN,
+			       "event=folder-excluded-unlisted mailbox=%s folder=%s reason=\"%s\"",
+			       c->mailbox_q, mf_log_quote(name, q, sizeof(q)), lerr.msg);
+		}
+		goto out;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < fc->nrefs; i++)
+		n += !fc->refs[i].in_doubt;
+	if (n)
+		mf_log(MF_LOG_INFO, "event=folder-excluded mailbox=%s folder=%s messages=%zu",
+		       c->mailbox_q, mf_log_quote(name, q, sizeof(q)), n);
+	size_t batch = c->job->batch;
+	recs = calloc(batch, sizeof(*recs));
+	if (!recs) {
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t start = 0; start < fc->nrefs && rc == 0; start += batch) {
+		size_t end = start + batch < fc->nrefs ? start + batch : fc->nrefs, k = 0;
+		for (size_t i = start; i < end; i++) {
+			const struct ref *r = &fc->refs[i];
+			if (r->in_doubt)
+				continue; /* pending or failed from when it was taken */
+			recs[k++] = (struct mf_ckpt_rec){
+				.key = r->key, .state = MF_MSG_SKIPPED, .size = r->size,
+				.idate = r->idate, .flags = r->flags,
+				.reason = "folder excluded by [folders]", .rule = "folder-excluded",
+				.setting = setting.data};
+		}
+		rc = mf_ckpt_write(ck, fc->id, recs, k, err);
+		if (rc == 0)
+			atomic_fetch_add(&c->stats->skipped, k);
+	}
+	/* no cursor is saved: the folder is listed whole on every run, so that
+	 * the run that takes it again finds every message (and creates it even
+	 * if it is empty) */
+out:
+	free(name);
+	free(cursor);
+	free(next);
+	free(recs);
+	mf_buf_free(&setting);
+	return rc;
+}
+
 static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 {
 	const struct mf_job *job = c->job;
@@ -653,8 +751,14 @@ static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 	struct mf_ckpt_rec *recs = NULL;
 	struct outcome *outs = NULL;
 	int rc = mf_job_target_folder(job, c->u, f, &fc.target, &fc.role);
-	if (rc <= 0)
-		return rc; /* excluded by [folders], or ENOMEM */
+	if (rc == 0) {
+		fc.excluded = true;
+		rc = record_excluded(&fc, err);
+		folder_free(&fc);
+		return rc;
+	}
+	if (rc < 0)
+		return rc; /* ENOMEM */
 	fc.path_key = mf_path_key(&f->path);
 	target_key = mf_path_key(&fc.target);
 	fc.target_disp = mf_path_join(&fc.target, "/");
@@ -1003,7 +1107,7 @@ static int dry_row(void *arg, const struct mf_ckpt_row *row)
 {
 	struct dry *d = arg;
 	return mf_strmap_set(&d->known, row->key,
-			     skip_outdated(d->job, row) ? RE_DECIDE : row->state);
+			     skip_outdated(d->job, row, true) ? RE_DECIDE : row->state);
 }
 
 /* Read-only: the rows already recorded for this folder, if any. */

@@ -4,8 +4,9 @@
 # after the limit is raised, the next run fetches and stores it (the source's
 # cursor is past it, so the folder is listed again), judged from the Maildir
 # files. `verify --repair` on such skips marks them, and what it prints comes
-# true on the next run. A folder excluded by [folders] arrives once the
-# exclusion is removed. IMAP source (a Dovecot of our own) -> Maildir.
+# true on the next run. A folder excluded by [folders] is reported message by
+# message, and arrives once the exclusion is removed. IMAP source (a Dovecot
+# of our own) -> Maildir.
 source "$MF_SRC/tests/lib/common.sh"
 source "$MF_SRC/tests/lib/dovecot.sh"
 dovecot_available || skip "dovecot or python3 not installed (apt-get install dovecot-imapd)"
@@ -78,7 +79,14 @@ check_eq "the first run exits 0" "$rc" 0
 check_eq "alice's Maildir holds 1 message" "$(count alice@example.org)" 1
 check_eq "bob's Maildir holds 1 message" "$(count bob@example.org)" 1
 check "no folder Old yet" test ! -e "$J/out/bob@example.org/.Old"
-check_eq "report: 4 skipped" "$(report_sum "$J/job.ini" skipped)" 4
+check_eq "report: 5 skipped (4 too big, 1 in the excluded folder)" "$(report_sum "$J/job.ini" skipped)" 5
+items=$("$MF_BIN" report "$J/job.ini" --items)
+check_eq "report --items: 2 too-big skips for each mailbox" \
+  "$(grep -c '^[a-z]*@example.org,INBOX,.*,skipped,too-big: [0-9.]* MB > 1 MB,' <<<"$items")" 4
+check "report --items: the excluded folder's message, with its rule" \
+  grep -q '^bob@example.org,Old,.*,skipped,folder excluded by \[folders\],' <<<"$items"
+out=$(mf run "$J/job.ini") && rc=0 || rc=$?
+check "a rerun with the same rules has nothing to do" grep -q "already migrated" <<<"$out"
 out=$("$MF_BIN" verify "$J/job.ini" 2>&1) && rc=0 || rc=$?
 check_eq "verify with the 1 MB limit matches (exit 0)" "$rc" 0
 
@@ -99,6 +107,7 @@ echo "$out" | sed 's/^/  | /'
 check_eq "the run after raising the limit exits 0" "$rc" 0
 check "it does not say everything is already migrated" eval '! grep -q "already migrated" <<<"$out"'
 check "it says it moved 5 messages" grep -q "moved 5 messages" <<<"$out"
+check "and skipped none" grep -q "skipped 0, failed 0" <<<"$out"
 check_eq "alice's Maildir now holds 3 messages (what --repair promised)" "$(count alice@example.org)" 3
 check_eq "bob's Maildir now holds 4 messages (skips re-decided, Old included)" "$(count bob@example.org)" 4
 check_eq "alice's subjects" "$(subjects alice@example.org)" "big one of alice;mid-size one of alice;small one of alice;"
