@@ -227,8 +227,23 @@ static void mb_text(uint64_t bytes, char *out, size_t size)
 		snprintf(out, size, "%.1f MB", (double)bytes / (1024.0 * 1024.0));
 }
 
-/* One header's value for the report (unfolded, control bytes as spaces, at
- * most size-1 bytes), "" when absent. Only the header block is read. */
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if none. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	size_t l = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] < 0xe0 ? 2 : p[0] >= 0xe0 && p[0] < 0xf0 ? 3
+		   : p[0] >= 0xf0 && p[0] < 0xf5 ? 4 : 0;
+	if (!l || l > n)
+		return 0;
+	for (size_t k = 1; k < l; k++)
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+	return l;
+}
+
+/* One header's value for the report (unfolded, runs of white space and
+ * control bytes as one space, bytes that are not UTF-8 as '?', cut at a
+ * character boundary to at most size-1 bytes), "" when absent. Only the
+ * header block is read. */
 static void header_value(const unsigned char *msg, size_t len, const char *name, char *out,
 			 size_t size)
 {
@@ -242,40 +257,45 @@ static void header_value(const unsigned char *msg, size_t len, const char *name,
 		size_t e = i;
 		while (e < len && msg[e] != '\n')
 			e++;
-		if (match) {
-			size_t k = i + nl + 1;
-			for (;;) {
-				for (; k < e; k++) {
-					unsigned char ch = msg[k];
-					if (ch == '\r')
-						continue;
-					if (ch < 0x20 || ch == 0x7f)
-						ch = ' ';
-					if ((ch == ' ' && (w == 0 || out[w - 1] == ' ')) ||
-					    w + 1 >= size)
-						continue;
-					out[w++] = (char)ch;
-				}
-				/* a folded continuation line */
-				if (e + 1 < len && (msg[e + 1] == ' ' || msg[e + 1] == '\t')) {
-					k = e + 1;
-					for (e = k; e < len && msg[e] != '\n'; e++)
-						;
-					continue;
-				}
-				break;
-			}
-			while (w && out[w - 1] == ' ')
-				w--;
-			out[w] = '\0';
-			/* a UTF-8 sequence cut by the cap is dropped */
-			while (w && ((unsigned char)out[w - 1] & 0xc0) == 0x80)
-				w--;
-			if (w && (unsigned char)out[w - 1] >= 0xc0)
-				out[--w] = '\0';
-			return;
+		if (!match) {
+			i = e + 1;
+			continue;
 		}
-		i = e + 1;
+		size_t k = i + nl + 1;
+		bool full = false;
+		while (!full) {
+			while (k < e && !full) {
+				unsigned char ch = msg[k];
+				size_t l = ch < 0x20 || ch == 0x7f ? 1 : utf8_len(msg + k, e - k);
+				if (ch < 0x20 || ch == 0x7f || ch == ' ') {
+					if (w > 0 && out[w - 1] != ' ' && w + 1 < size)
+						out[w++] = ' ';
+					k++;
+				} else if (!l) {
+					if (w + 1 < size)
+						out[w++] = '?';
+					else
+						full = true;
+					k++;
+				} else if (w + l < size) {
+					memcpy(out + w, msg + k, l);
+					w += l;
+					k += l;
+				} else {
+					full = true;
+				}
+			}
+			/* a folded continuation line */
+			if (full || e + 1 >= len || (msg[e + 1] != ' ' && msg[e + 1] != '\t'))
+				break;
+			k = e + 1;
+			for (e = k; e < len && msg[e] != '\n'; e++)
+				;
+		}
+		while (w && out[w - 1] == ' ')
+			w--;
+		out[w] = '\0';
+		return;
 	}
 }
 

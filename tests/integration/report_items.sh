@@ -27,17 +27,19 @@ import base64, os, struct, sys
 d = sys.argv[1]
 os.makedirs(d, exist_ok=True)
 def msg(name, subject, body, extra="", sender="Ann Example <ann@example.org>"):
-    with open(os.path.join(d, name), "w") as f:
-        f.write("From: %s\nTo: x@example.org\nSubject: %s\n"
-                "Date: Tue, 03 Nov 2026 10:00:00 +0000\nMessage-ID: <%s@example.org>\n%s\n%s"
-                % (sender, subject, name, extra, body))
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(("From: %s\nTo: x@example.org\nSubject: %s\n"
+                 "Date: Tue, 03 Nov 2026 10:00:00 +0000\nMessage-ID: <%s@example.org>\n%s\n%s"
+                 % (sender, subject, name, extra, body)).encode("utf-8", "surrogateescape"))
 msg("plain", "hello, world", "just text\n")
-msg("big", "the \"big\" one", "".join("%076d\n" % i for i in range(16000)))
+# a folded UTF-8 Subject
+msg("big", "the \"big\" one,\n\tGr\u00f6\u00dfe 1", "".join("%076d\n" % i for i in range(16000)))
 tnef = struct.pack("<IH", 0x223E9F78, 0x1234) + bytes([1]) + struct.pack("<II", 0x00069005, 3) + b"abc" + b"\0\0"
 msg("tnef", "winmail inside", "--b\nContent-Type: text/plain\n\nsee attached\n--b\n"
     "Content-Type: application/ms-tnef; name=winmail.dat\nContent-Transfer-Encoding: base64\n\n"
     + base64.encodebytes(tnef).decode() + "--b--\n",
-    "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n", sender="Bob <bob@example.org>")
+    "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n",
+    sender="B\udcf6b <bob@example.org>")  # a raw Latin-1 byte, not UTF-8
 msg("w1", "work 1", "one\n")
 msg("w2", "work 2", "two\n")
 EOF
@@ -74,7 +76,7 @@ import csv, os, sys
 rows = list(csv.DictReader(open(sys.argv[1], newline="")))
 by = {r["subject"]: r for r in rows}
 assert len(rows) == 2, rows
-big = by['the "big" one']
+big = by['the "big" one, Gr\u00f6\u00dfe 1']
 assert big["mailbox"] == "alice@example.org" and big["folder"] == "INBOX", big
 assert big["what"] == "skipped" and big["why"] == "too-big: 1.2 MB > 1 MB", big
 assert big["from"] == "Ann Example <ann@example.org>", big
@@ -85,11 +87,11 @@ assert int(big["size"]) == os.path.getsize(os.path.join(sys.argv[2], "big")), bi
 t = by["winmail inside"]
 assert t["what"] == "changed", t
 assert t["why"].startswith("tnef-not-decoded: checksum mismatch in attribute"), t
-assert t["from"] == "Bob <bob@example.org>" and t["message_id"] == "<tnef@example.org>", t
+assert t["from"] == "B?b <bob@example.org>" and t["message_id"] == "<tnef@example.org>", t
 # and the target really has that message, with winmail.dat kept as it was
 found = [os.path.join(r, f) for r, _, fs in os.walk(sys.argv[3]) for f in fs
          if "Message-ID: <tnef@example.org>" in open(os.path.join(r, f), errors="replace").read()]
-assert len(found) == 1 and "application/ms-tnef" in open(found[0]).read(), found
+assert len(found) == 1 and "application/ms-tnef" in open(found[0], errors="replace").read(), found
 EOF
 
 # --- JSON, the same rows
