@@ -44,6 +44,8 @@ for tok in re.split(r"(\x1b\[1A|\x1b\[2K|\n)", raw):
 shown = [l for l in screen if l]
 logged = [l for l in shown if " level=" in l]
 assert logged == log, "\n".join(["on screen:"] + logged + ["in the log file:"] + log)
+info = [l for l in logged if " level=info event=mailbox-start " in l]
+assert len(info) == 2, "the info lines are not on screen: %r" % logged
 assert shown[-1].startswith("total: mailboxes 2/2"), shown[-3:]
 print("  %d log lines on screen above the display" % len(logged))
 EOF
