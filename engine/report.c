@@ -287,11 +287,15 @@ static void json_failures(sqlite3 *db, int64_t unit_id)
 
 /* "what happened" and "why" of one item row. */
 static void item_why(int state, const char *reason, unsigned changes, const char *note,
-		     const char **what, struct mf_buf *why)
+		     const char *rule, const char *setting, const char **what, struct mf_buf *why)
 {
 	if (state == MF_MSG_SKIPPED || state == MF_MSG_FAILED) {
 		*what = state == MF_MSG_SKIPPED ? "skipped" : "failed";
 		mf_buf_addstr(why, reason ? reason : "unknown");
+		/* which [folders] lines excluded it */
+		if (state == MF_MSG_SKIPPED && rule && strcmp(rule, "folder-excluded") == 0 &&
+		    setting && *setting)
+			mf_buf_printf(why, " (%s)", setting);
 		return;
 	}
 	*what = "changed";
@@ -332,7 +336,8 @@ static int report_items(struct mf_job *job, sqlite3 *db, bool json)
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db,
 			       "SELECT f.path, m.skey, m.state, m.reason, m.size, m.changes, m.note,"
-			       " m.subject, m.sender, m.hdate, m.msgid, m.idate FROM message m"
+			       " m.subject, m.sender, m.hdate, m.msgid, m.idate, m.rule, m.setting"
+			       " FROM message m"
 			       " JOIN folder f ON f.id=m.folder_id JOIN unit u ON u.id=f.unit_id"
 			       " WHERE u.ukey=?1 AND (m.state IN (2,3) OR (m.state=1 AND"
 			       " (m.changes & ?2)<>0)) ORDER BY f.path, f.validity, m.skey",
@@ -361,7 +366,9 @@ static int report_items(struct mf_job *job, sqlite3 *db, bool json)
 			struct mf_buf why = {0};
 			item_why(sqlite3_column_int(st, 2), (const char *)sqlite3_column_text(st, 3),
 				 (unsigned)sqlite3_column_int(st, 5),
-				 (const char *)sqlite3_column_text(st, 6), &what, &why);
+				 (const char *)sqlite3_column_text(st, 6),
+				 (const char *)sqlite3_column_text(st, 12),
+				 (const char *)sqlite3_column_text(st, 13), &what, &why);
 			char idate[32];
 			iso_time(sqlite3_column_int64(st, 11), idate, sizeof(idate));
 			const char *txt[] = {

@@ -84,7 +84,7 @@ items=$("$MF_BIN" report "$J/job.ini" --items)
 check_eq "report --items: 2 too-big skips for each mailbox" \
   "$(grep -c '^[a-z]*@example.org,INBOX,.*,skipped,too-big: [0-9.]* MB > 1 MB,' <<<"$items")" 4
 check "report --items: the excluded folder's message, with its rule" \
-  grep -q '^bob@example.org,Old,.*,skipped,folder excluded by \[folders\],' <<<"$items"
+  grep -q '^bob@example.org,Old,.*,skipped,folder excluded by \[folders\] (exclude = Old),' <<<"$items"
 out=$(mf run "$J/job.ini") && rc=0 || rc=$?
 check "a rerun with the same rules has nothing to do" grep -q "already migrated" <<<"$out"
 out=$("$MF_BIN" verify "$J/job.ini" 2>&1) && rc=0 || rc=$?
