@@ -11,14 +11,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION "1"
+#define SCHEMA_VERSION "2"
+
+/* Version 2 added, per message, the rule (and its setting) that skipped it
+ * and what the report lists for each skipped, failed or changed message;
+ * per unit, the first start and the last finish that did some work; and one
+ * row per committed batch for the throughput chart. A version 1 database is
+ * migrated in place when opened for writing (upgrade_v1), and read through
+ * temporary views when opened read-only (views_v1). */
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS unit("
 	" id INTEGER PRIMARY KEY, ukey TEXT UNIQUE NOT NULL, mailbox TEXT NOT NULL,"
 	" source TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'new', error TEXT,"
-	" error_class TEXT, started INTEGER, finished INTEGER, runs INTEGER NOT NULL DEFAULT 0);"
+	" error_class TEXT, started INTEGER, finished INTEGER, runs INTEGER NOT NULL DEFAULT 0,"
+	" first_started INTEGER, last_finished INTEGER);"
 	"CREATE TABLE IF NOT EXISTS folder("
 	" id INTEGER PRIMARY KEY, unit_id INTEGER NOT NULL REFERENCES unit(id),"
 	" path TEXT NOT NULL, validity TEXT NOT NULL, target TEXT NOT NULL, cursor TEXT,"
@@ -28,7 +36,42 @@ static const char schema[] =
 	" size INTEGER NOT NULL DEFAULT 0, idate INTEGER NOT NULL DEFAULT 0,"
 	" flags INTEGER NOT NULL DEFAULT 0, hash BLOB, sink_id TEXT,"
 	" changes INTEGER NOT NULL DEFAULT 0, reason TEXT, err_class INTEGER NOT NULL DEFAULT 0,"
-	" updated INTEGER NOT NULL, PRIMARY KEY(folder_id, skey)) WITHOUT ROWID;";
+	" updated INTEGER NOT NULL, rule TEXT, setting TEXT, subject TEXT, sender TEXT,"
+	" hdate TEXT, msgid TEXT, note TEXT, PRIMARY KEY(folder_id, skey)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS batch("
+	" unit_id INTEGER NOT NULL, t INTEGER NOT NULL, stored INTEGER NOT NULL,"
+	" bytes INTEGER NOT NULL, skipped INTEGER NOT NULL, failed INTEGER NOT NULL);";
+
+/* The columns version 2 added, for the in-place upgrade. The rule of an old
+ * skip is known from its reason, its setting is not: NULL, which differs from
+ * any current setting, so that the next run decides those messages again. */
+static const char upgrade_v1[] =
+	"ALTER TABLE unit ADD COLUMN first_started INTEGER;"
+	"ALTER TABLE unit ADD COLUMN last_finished INTEGER;"
+	"UPDATE unit SET first_started=started, last_finished=finished;"
+	"ALTER TABLE message ADD COLUMN rule TEXT;"
+	"ALTER TABLE message ADD COLUMN setting TEXT;"
+	"ALTER TABLE message ADD COLUMN subject TEXT;"
+	"ALTER TABLE message ADD COLUMN sender TEXT;"
+	"ALTER TABLE message ADD COLUMN hdate TEXT;"
+	"ALTER TABLE message ADD COLUMN msgid TEXT;"
+	"ALTER TABLE message ADD COLUMN note TEXT;"
+	"UPDATE message SET rule='too-big' WHERE state=2 AND reason LIKE 'too big%';"
+	"UPDATE message SET rule='not-mail' WHERE state=2 AND reason LIKE 'not mail:%';"
+	"UPDATE meta SET value='2' WHERE key='schema';";
+
+/* A read-only connection cannot upgrade: temporary views (searched before
+ * the main schema) give the version 2 names, with what version 1 knew. */
+static const char views_v1[] =
+	"CREATE TEMP VIEW unit AS SELECT *, started AS first_started,"
+	" finished AS last_finished FROM main.unit;"
+	"CREATE TEMP VIEW message AS SELECT *, CASE WHEN state=2 AND reason LIKE 'too big%'"
+	" THEN 'too-big' WHEN state=2 AND reason LIKE 'not mail:%' THEN 'not-mail' END AS rule,"
+	" NULL AS setting, NULL AS subject, NULL AS sender, NULL AS hdate, NULL AS msgid,"
+	" NULL AS note FROM main.message;"
+	"CREATE TEMP TABLE batch(unit_id INTEGER NOT NULL, t INTEGER NOT NULL,"
+	" stored INTEGER NOT NULL, bytes INTEGER NOT NULL, skipped INTEGER NOT NULL,"
+	" failed INTEGER NOT NULL);";
 
 struct req {
 	int (*fn)(sqlite3 *db, void *arg);
@@ -212,6 +255,7 @@ int mf_ckpt_open(const char *path, const char *job_name, bool create, struct mf_
 	pthread_cond_init(&ck->done, NULL);
 	int flags = create ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
 	int rc = 0;
+	bool old_schema = false;
 	char value[128];
 	if (sqlite3_open_v2(path, &ck->db, flags | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
 		rc = mf_err_set(err, MF_ESTATE, "cannot open state database %s: %s", path,
@@ -261,7 +305,8 @@ int mf_ckpt_open(const char *path, const char *job_name, bool create, struct mf_
 			goto fail;
 		}
 		get_meta(ck->db, "schema", value, sizeof(value));
-		if (strcmp(value, SCHEMA_VERSION) != 0) {
+		old_schema = strcmp(value, "1") == 0;
+		if (!old_schema && strcmp(value, SCHEMA_VERSION) != 0) {
 			rc = mf_err_set(err, MF_ESTATE,
 					"state database %s has schema version %s; this mailferry "
 					"knows version %s",
@@ -275,6 +320,18 @@ int mf_ckpt_open(const char *path, const char *job_name, bool create, struct mf_
 			rc = mf_err_set(err, sql_error(ck->db), "state database %s: %s", path,
 					sqlite3_errmsg(ck->db));
 			goto fail;
+		}
+		if (old_schema) {
+			/* one transaction: a kill leaves version 1 whole */
+			if (exec(ck->db, "BEGIN IMMEDIATE") < 0 || exec(ck->db, upgrade_v1) < 0 ||
+			    exec(ck->db, "COMMIT") < 0) {
+				rc = mf_err_set(err, sql_error(ck->db),
+						"state database %s: cannot upgrade it from schema "
+						"version 1: %s",
+						path, sqlite3_errmsg(ck->db));
+				exec(ck->db, "ROLLBACK");
+				goto fail;
+			}
 		}
 		if (!existed) {
 			sqlite3_stmt *ins;
@@ -306,6 +363,10 @@ int mf_ckpt_open(const char *path, const char *job_name, bool create, struct mf_
 			goto fail;
 		}
 		ck->writer_running = true;
+	} else if (old_schema && exec(ck->db, views_v1) < 0) {
+		rc = mf_err_set(err, sql_error(ck->db), "state database %s (schema version 1): %s",
+				path, sqlite3_errmsg(ck->db));
+		goto fail;
 	}
 	*out = ck;
 	return 0;
@@ -346,6 +407,13 @@ static int64_t now(void)
 	return (int64_t)time(NULL);
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 struct unit_begin {
 	const struct mf_unit *u;
 	int64_t id;
@@ -356,10 +424,11 @@ static int do_unit_begin(sqlite3 *db, void *arg)
 	struct unit_begin *a = arg;
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db,
-			       "INSERT INTO unit(ukey, mailbox, source, state, started, runs)"
-			       " VALUES(?1, ?2, ?3, 'running', ?4, 1)"
+			       "INSERT INTO unit(ukey, mailbox, source, state, started, runs,"
+			       " first_started) VALUES(?1, ?2, ?3, 'running', ?4, 1, ?4)"
 			       " ON CONFLICT(ukey) DO UPDATE SET state='running', started=?4,"
-			       " finished=NULL, error=NULL, error_class=NULL, runs=runs+1"
+			       " finished=NULL, error=NULL, error_class=NULL, runs=runs+1,"
+			       " first_started=coalesce(first_started, started, ?4)"
 			       " RETURNING id",
 			       -1, &st, NULL) != SQLITE_OK)
 		return sql_error(db);
@@ -387,6 +456,7 @@ struct unit_end {
 	int64_t id;
 	const char *state;
 	const struct mf_err *why;
+	bool worked;
 };
 
 static int do_unit_end(sqlite3 *db, void *arg)
@@ -394,7 +464,8 @@ static int do_unit_end(sqlite3 *db, void *arg)
 	struct unit_end *a = arg;
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db,
-			       "UPDATE unit SET state=?2, finished=?3, error=?4, error_class=?5"
+			       "UPDATE unit SET state=?2, finished=?3, error=?4, error_class=?5,"
+			       " last_finished=CASE WHEN ?6 THEN ?3 ELSE last_finished END"
 			       " WHERE id=?1",
 			       -1, &st, NULL) != SQLITE_OK)
 		return sql_error(db);
@@ -406,15 +477,16 @@ static int do_unit_end(sqlite3 *db, void *arg)
 		sqlite3_bind_text(st, 5, mf_class_name(mf_err_class(a->why->code)), -1,
 				  SQLITE_STATIC);
 	}
+	sqlite3_bind_int(st, 6, a->worked);
 	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sql_error(db);
 	sqlite3_finalize(st);
 	return rc;
 }
 
 int mf_ckpt_unit_end(struct mf_ckpt *ck, int64_t unit_id, const char *state,
-		     const struct mf_err *why, struct mf_err *err)
+		     const struct mf_err *why, bool worked, struct mf_err *err)
 {
-	struct unit_end a = {.id = unit_id, .state = state, .why = why};
+	struct unit_end a = {.id = unit_id, .state = state, .why = why, .worked = worked};
 	return mf_ckpt_exec(ck, do_unit_end, &a, err);
 }
 
@@ -520,34 +592,45 @@ static void hash_hex(sqlite3_stmt *st, int col, char out[65])
 
 struct rows_args {
 	int64_t id;
-	int (*cb)(void *arg, const char *key, int state, const char *hash_hex);
+	mf_ckpt_row_cb cb;
 	void *arg;
 };
+
+/* A row of the columns skey, state, hash, rule, setting (from col 0). */
+static int row_cb(sqlite3_stmt *st, mf_ckpt_row_cb cb, void *arg)
+{
+	char hex[65];
+	hash_hex(st, 2, hex);
+	struct mf_ckpt_row r = {
+		.key = (const char *)sqlite3_column_text(st, 0),
+		.state = sqlite3_column_int(st, 1),
+		.hash_hex = hex,
+		.rule = (const char *)sqlite3_column_text(st, 3),
+		.setting = (const char *)sqlite3_column_text(st, 4),
+	};
+	return cb(arg, &r);
+}
 
 static int do_rows(sqlite3 *db, void *arg)
 {
 	struct rows_args *a = arg;
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "SELECT skey, state, hash FROM message WHERE folder_id=?",
+	if (sqlite3_prepare_v2(db,
+			       "SELECT skey, state, hash, rule, setting FROM message WHERE folder_id=?",
 			       -1, &st, NULL) != SQLITE_OK)
 		return sql_error(db);
 	sqlite3_bind_int64(st, 1, a->id);
 	int rc = 0, s;
-	char hex[65];
-	while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
-		hash_hex(st, 2, hex);
-		rc = a->cb(a->arg, (const char *)sqlite3_column_text(st, 0),
-			   sqlite3_column_int(st, 1), hex);
-	}
+	while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW)
+		rc = row_cb(st, a->cb, a->arg);
 	if (rc == 0 && s != SQLITE_DONE)
 		rc = sql_error(db);
 	sqlite3_finalize(st);
 	return rc;
 }
 
-int mf_ckpt_folder_rows(struct mf_ckpt *ck, int64_t folder_id,
-			int (*cb)(void *arg, const char *key, int state, const char *hash_hex),
-			void *arg, struct mf_err *err)
+int mf_ckpt_folder_rows(struct mf_ckpt *ck, int64_t folder_id, mf_ckpt_row_cb cb, void *arg,
+			struct mf_err *err)
 {
 	struct rows_args a = {.id = folder_id, .cb = cb, .arg = arg};
 	return mf_ckpt_exec(ck, do_rows, &a, err);
@@ -626,16 +709,20 @@ static int do_write(sqlite3 *db, void *arg)
 	if (sqlite3_prepare_v2(
 		    db,
 		    "INSERT INTO message(folder_id, skey, state, size, idate, flags, hash, sink_id,"
-		    " changes, reason, err_class, updated) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"
+		    " changes, reason, err_class, updated, rule, setting, subject, sender, hdate,"
+		    " msgid, note) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 		    " ON CONFLICT(folder_id, skey) DO UPDATE SET state=excluded.state,"
 		    " size=excluded.size, idate=excluded.idate, flags=excluded.flags,"
 		    " hash=coalesce(excluded.hash, hash), sink_id=coalesce(excluded.sink_id, sink_id),"
 		    " changes=excluded.changes, reason=excluded.reason, err_class=excluded.err_class,"
-		    " updated=excluded.updated",
+		    " updated=excluded.updated, rule=excluded.rule, setting=excluded.setting,"
+		    " subject=excluded.subject, sender=excluded.sender, hdate=excluded.hdate,"
+		    " msgid=excluded.msgid, note=excluded.note",
 		    -1, &st, NULL) != SQLITE_OK)
 		return sql_error(db);
 	int rc = 0;
-	int64_t t = now();
+	int64_t t = now(), stored = 0, skipped = 0, failed = 0, outcomes = 0;
+	uint64_t bytes = 0;
 	for (size_t i = 0; i < a->n && rc == 0; i++) {
 		const struct mf_ckpt_rec *r = &a->recs[i];
 		unsigned char h[32];
@@ -656,9 +743,38 @@ static int do_write(sqlite3 *db, void *arg)
 			sqlite3_bind_text(st, 10, r->reason, -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 11, r->err_class);
 		sqlite3_bind_int64(st, 12, t);
+		const char *text[] = {r->rule, r->setting, r->subject, r->sender,
+				      r->hdate, r->msgid, r->note};
+		for (int k = 0; k < 7; k++)
+			if (text[k])
+				sqlite3_bind_text(st, 13 + k, text[k], -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			rc = sql_error(db);
+		if (r->state == MF_MSG_PENDING)
+			continue;
+		outcomes++;
+		stored += r->state == MF_MSG_STORED;
+		bytes += r->state == MF_MSG_STORED ? r->size : 0;
+		skipped += r->state == MF_MSG_SKIPPED;
+		failed += r->state == MF_MSG_FAILED;
 	}
+	sqlite3_finalize(st);
+	if (rc || !outcomes)
+		return rc;
+	/* one row per batch of outcomes: the report's throughput over time */
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO batch(unit_id, t, stored, bytes, skipped, failed)"
+			       " SELECT unit_id, ?2, ?3, ?4, ?5, ?6 FROM folder WHERE id=?1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return sql_error(db);
+	sqlite3_bind_int64(st, 1, a->folder_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms());
+	sqlite3_bind_int64(st, 3, stored);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)bytes);
+	sqlite3_bind_int64(st, 5, skipped);
+	sqlite3_bind_int64(st, 6, failed);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = sql_error(db);
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -708,13 +824,12 @@ int mf_ckpt_forget_pending(struct mf_ckpt *ck, int64_t folder_id, const char *co
 }
 
 int mf_ckpt_lookup_rows(struct mf_ckpt *ck, const char *unit_key, const char *path_key,
-			const char *validity,
-			int (*cb)(void *arg, const char *key, int state, const char *hash_hex),
-			void *arg, struct mf_err *err)
+			const char *validity, mf_ckpt_row_cb cb, void *arg, struct mf_err *err)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(ck->db,
-			       "SELECT m.skey, m.state, m.hash FROM message m JOIN folder f ON"
+			       "SELECT m.skey, m.state, m.hash, m.rule, m.setting FROM message m"
+			       " JOIN folder f ON"
 			       " f.id = m.folder_id JOIN unit un ON un.id = f.unit_id"
 			       " WHERE un.ukey=? AND f.path=? AND f.validity=?",
 			       -1, &st, NULL) != SQLITE_OK)
@@ -724,12 +839,8 @@ int mf_ckpt_lookup_rows(struct mf_ckpt *ck, const char *unit_key, const char *pa
 	sqlite3_bind_text(st, 2, path_key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, validity, -1, SQLITE_STATIC);
 	int rc = 0;
-	char hex[65];
-	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-		hash_hex(st, 2, hex);
-		rc = cb(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
-			hex);
-	}
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+		rc = row_cb(st, cb, arg);
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -746,13 +857,17 @@ static int do_mark(sqlite3 *db, void *arg)
 	struct mark_args *a = arg;
 	sqlite3_stmt *upd = NULL, *cur = NULL;
 	int rc = 0;
-	/* a row is changed only if it says stored: anything else is already
-	 * handled by the next run */
+	/* a row is changed only if it says stored or skipped: a pending or
+	 * failed one is already in doubt for the next run. A skipped one (the
+	 * target may refuse it, or a rule may have been relaxed) is tried again
+	 * by the next run and decided by today's rules. */
 	if (sqlite3_prepare_v2(db,
-			       "UPDATE message SET state=?1, reason=?2, err_class=0, updated=?3"
-			       " WHERE state=?4 AND skey=?5 AND folder_id=(SELECT f.id FROM folder f"
-			       " JOIN unit u ON u.id=f.unit_id WHERE u.ukey=?6 AND f.path=?7 AND"
-			       " f.validity=?8)",
+			       "UPDATE message SET state=?1, reason=?2 || coalesce('; was ' ||"
+			       " CASE WHEN state=2 THEN 'skipped: ' || reason END, ''),"
+			       " err_class=0, updated=?3"
+			       " WHERE state IN (?4, ?9) AND skey=?5 AND folder_id=(SELECT f.id FROM"
+			       " folder f JOIN unit u ON u.id=f.unit_id WHERE u.ukey=?6 AND f.path=?7"
+			       " AND f.validity=?8)",
 			       -1, &upd, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
 			       "UPDATE folder SET cursor=NULL WHERE id=(SELECT f.id FROM folder f"
@@ -776,16 +891,17 @@ static int do_mark(sqlite3 *db, void *arg)
 		sqlite3_bind_text(upd, 6, m->unit_key, -1, SQLITE_STATIC);
 		sqlite3_bind_text(upd, 7, m->path_key, -1, SQLITE_STATIC);
 		sqlite3_bind_text(upd, 8, m->validity, -1, SQLITE_STATIC);
+		sqlite3_bind_int(upd, 9, MF_MSG_SKIPPED);
 		if (sqlite3_step(upd) != SQLITE_DONE) {
 			rc = sql_error(db);
 			break;
 		}
-		if (sqlite3_changes(db) == 0)
-			continue;
-		m->marked = true;
-		a->marked++;
+		if (sqlite3_changes(db) != 0) {
+			m->marked = true;
+			a->marked++;
+		}
 		/* a source that lists from its cursor (IMAP UIDs) would not list
-		 * this message again */
+		 * this message again, marked or not (a message with no row) */
 		sqlite3_reset(cur);
 		sqlite3_bind_text(cur, 1, m->unit_key, -1, SQLITE_STATIC);
 		sqlite3_bind_text(cur, 2, m->path_key, -1, SQLITE_STATIC);

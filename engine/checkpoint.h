@@ -24,7 +24,8 @@ struct mf_ckpt;
 enum mf_msg_state {
 	MF_MSG_PENDING = 0, /* recorded before the sink was asked: in doubt */
 	MF_MSG_STORED = 1,
-	MF_MSG_SKIPPED = 2, /* by a rule (not mail, too big): not retried */
+	MF_MSG_SKIPPED = 2, /* by a rule (not mail, too big): decided again only
+			     * when the rule's setting changes (mf_ckpt_row) */
 	MF_MSG_FAILED = 3,  /* retried by the next run */
 };
 
@@ -47,9 +48,12 @@ int mf_ckpt_exec(struct mf_ckpt *ck, int (*fn)(struct sqlite3 *db, void *arg), v
 /* A unit starts running: its row is created if needed. */
 int mf_ckpt_unit_begin(struct mf_ckpt *ck, const struct mf_unit *u, int64_t *unit_id,
 		       struct mf_err *err);
-/* A unit ends: state is "done", "failed" or "interrupted". */
+/* A unit ends: state is "done", "failed" or "interrupted". `worked`: this
+ * run stored, skipped or failed something (a run that found nothing to do
+ * keeps the unit's last_finished; started/finished always say the last run;
+ * first_started is set once). */
 int mf_ckpt_unit_end(struct mf_ckpt *ck, int64_t unit_id, const char *state,
-		     const struct mf_err *why, struct mf_err *err);
+		     const struct mf_err *why, bool worked, struct mf_err *err);
 
 /* A folder of a unit: found or created. *cursor (malloc'd or NULL) is the
  * source cursor saved by the last complete pass. *older_validity is set
@@ -60,10 +64,23 @@ int mf_ckpt_folder(struct mf_ckpt *ck, int64_t unit_id, const char *path_key,
 int mf_ckpt_folder_done(struct mf_ckpt *ck, int64_t folder_id, const char *cursor,
 			struct mf_err *err);
 
-/* Call cb for every message row of the folder. hash_hex is "" if unknown. */
-int mf_ckpt_folder_rows(struct mf_ckpt *ck, int64_t folder_id,
-			int (*cb)(void *arg, const char *key, int state, const char *hash_hex),
-			void *arg, struct mf_err *err);
+/* One message row as the run reads it back. Strings are borrowed for the
+ * callback. A skipped row names the rule that skipped it ("too-big",
+ * "not-mail", ...) and the rule's setting when it did (NULL if unknown: a
+ * row from schema version 1), so that the run can decide it again when the
+ * job's setting differs. */
+struct mf_ckpt_row {
+	const char *key;
+	int state;            /* enum mf_msg_state */
+	const char *hash_hex; /* "" if unknown */
+	const char *rule;     /* NULL unless skipped by a rule */
+	const char *setting;  /* NULL if unknown */
+};
+typedef int (*mf_ckpt_row_cb)(void *arg, const struct mf_ckpt_row *row);
+
+/* Call cb for every message row of the folder. */
+int mf_ckpt_folder_rows(struct mf_ckpt *ck, int64_t folder_id, mf_ckpt_row_cb cb, void *arg,
+			struct mf_err *err);
 /* Call cb for the hash of every stored message of the same unit and path
  * under another validity (for the rescan after a UIDVALIDITY change). */
 int mf_ckpt_older_hashes(struct mf_ckpt *ck, int64_t unit_id, const char *path_key,
@@ -81,8 +98,18 @@ struct mf_ckpt_rec {
 	unsigned changes;     /* MF_NORM_* bits */
 	const char *reason;   /* skip/failure reason, NULL otherwise */
 	int err_class;        /* enum mf_class of a failure, 0 otherwise */
+	/* a skip: the rule and its setting, e.g. "too-big" and
+	 * "max_message_bytes=1048576" (NULL otherwise) */
+	const char *rule, *setting;
+	/* for `report --items`, kept only for skipped, failed or changed
+	 * messages: header values as the message carries them (never a body,
+	 * never a secret), and the normalizer's note on what it changed or
+	 * could not do; NULL when unknown */
+	const char *subject, *sender, *hdate, *msgid, *note;
 };
-/* Record n messages of one folder in one durable commit. */
+/* Record n messages of one folder in one durable commit. Outcomes (rows
+ * that are not pending) also add one row to the batch table: time (ms),
+ * counts and stored bytes, for the report's throughput chart. */
 int mf_ckpt_write(struct mf_ckpt *ck, int64_t folder_id, const struct mf_ckpt_rec *recs,
 		  size_t n, struct mf_err *err);
 
@@ -90,9 +117,7 @@ int mf_ckpt_write(struct mf_ckpt *ck, int64_t folder_id, const struct mf_ckpt_re
  * message row of the unit `unit_key`'s folder (path_key, validity), if the
  * database has it. For --dry-run. */
 int mf_ckpt_lookup_rows(struct mf_ckpt *ck, const char *unit_key, const char *path_key,
-			const char *validity,
-			int (*cb)(void *arg, const char *key, int state, const char *hash_hex),
-			void *arg, struct mf_err *err);
+			const char *validity, mf_ckpt_row_cb cb, void *arg, struct mf_err *err);
 
 /* Delete the rows of these keys that are still pending (messages recorded
  * but never handed to the sink). */
@@ -108,12 +133,14 @@ struct mf_ckpt_missing {
 	const char *key;      /* the message's source key */
 	bool marked;          /* out: its row was stored and is now failed */
 };
-/* Turn the stored rows of these messages into failed rows with `reason`, so
- * that the next run treats each as in doubt: it probes the target and stores
- * the message only if the probe finds it absent. The saved source cursor of
- * every folder with a changed row is cleared, so the next run lists that
- * whole folder again. A message whose row is in another state, or that has
- * no row, is left alone (the next run handles it anyway). All in one
+/* Turn the stored or skipped rows of these messages into failed rows with
+ * `reason` (a skip's reason kept after it), so that the next run treats each
+ * as in doubt: it probes the target and stores the message only if the probe
+ * finds it absent (a skipped one is decided again by the job's rules of
+ * then). The saved source cursor of every folder named is cleared, so the
+ * next run lists that whole folder again and also finds the messages that
+ * have no row. A pending or failed row is left as it is: the next run
+ * probes and retries it anyway. All in one
  * durable commit through the writer; *marked = the rows changed. Needs a
  * database opened with create = true. Errors: MF_ESTATE, MF_ENOSPC,
  * MF_ENOMEM, described in err. */

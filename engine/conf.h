@@ -63,6 +63,14 @@ int mf_conf_error(const struct mf_conf_section *s, const char *key, struct mf_er
  * mf_secret_free. */
 int mf_conf_secret(const struct mf_conf_section *s, const char *key, char **out,
 		   struct mf_err *err);
+/* For the commands that read only the state database and the job file
+ * (status, report): with `skip` set, mf_conf_secret still checks which form
+ * is given but reads no environment variable and no file, and returns a
+ * placeholder (valid base64, never sent anywhere since these commands make
+ * no connection) for a secret that is configured. Process-wide; set before
+ * mf_job_load. */
+void mf_conf_skip_secrets(bool skip);
+bool mf_conf_secrets_skipped(void);
 void mf_secret_free(char *secret);
 
 #endif

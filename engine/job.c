@@ -26,6 +26,7 @@ static const struct mf_conf_key job_keys[] = {
 	{"tnef", false, "decode | keep: what to do with winmail.dat (default decode)"},
 	{"max_line", false, "longest line sent to the sink (default: the sink's limit)"},
 	{"drop_read_receipts", false, "drop Disposition-Notification-To (default no)"},
+	{"max_message_mb", false, "larger messages are skipped and reported, for any sink (default: the sink's limit)"},
 	{NULL, false, NULL},
 };
 
@@ -312,6 +313,11 @@ static int load_job_section(struct mf_job *job, FILE *diag)
 		errors++;
 	}
 	job->norm.max_line = (size_t)v;
+	if (mf_conf_uint(s, "max_message_mb", 0, 1u << 20, 0, &v, &err) < 0) {
+		fprintf(diag, "%s\n", err.msg);
+		errors++;
+	}
+	job->max_message_bytes = v << 20;
 	return errors;
 }
 
@@ -525,6 +531,10 @@ int mf_job_load(const char *path, struct mf_job *job, FILE *diag)
 			job->snk->name);
 		return MF_ECONFIG;
 	}
+	/* [job] max_message_mb lowers the sink's limit (or sets one) */
+	if (job->max_message_bytes && (!job->caps.max_message_bytes ||
+				       job->max_message_bytes < job->caps.max_message_bytes))
+		job->caps.max_message_bytes = job->max_message_bytes;
 	/* The sink's needs decide the normalizer's options. */
 	job->norm.crlf = job->caps.crlf;
 	if (!job->norm.max_line || (job->caps.max_line && job->caps.max_line < job->norm.max_line))

@@ -42,6 +42,7 @@ struct mf_job {
 	unsigned parallel;
 	uint64_t inflight_bytes; /* cap on message bytes held by all workers */
 	unsigned batch;          /* messages per checkpoint batch */
+	uint64_t max_message_bytes; /* [job] max_message_mb, 0 = the sink's limit */
 	struct mf_norm_opts norm;
 
 	struct mf_folder_rules rules;

@@ -1,6 +1,8 @@
 /* log.c - key=value log lines on stderr. */
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,13 +12,29 @@
 
 static enum mf_log_level min_level = MF_LOG_INFO;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static void (*hook)(void *arg);
+static void (*hook)(void *arg), (*hook_after)(void *arg);
 static void *hook_arg;
+static int file_fd = -1;
 
-void mf_log_set_hook(void (*before_write)(void *arg), void *arg)
+int mf_log_open_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	pthread_mutex_lock(&lock);
+	if (file_fd >= 0)
+		close(file_fd);
+	file_fd = fd;
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+void mf_log_set_hook(void (*before_write)(void *arg), void (*after_write)(void *arg),
+		     void *arg)
 {
 	pthread_mutex_lock(&lock);
 	hook = before_write;
+	hook_after = after_write;
 	hook_arg = arg;
 	pthread_mutex_unlock(&lock);
 }
@@ -65,6 +83,17 @@ void mf_log(enum mf_log_level lvl, const char *fmt, ...)
 	if (hook)
 		hook(hook_arg);
 	ssize_t w = write(STDERR_FILENO, line, len);
+	if (hook_after)
+		hook_after(hook_arg);
+	if (file_fd >= 0 && write(file_fd, line, len) < 0 && errno != EINTR) {
+		/* a full disk or a removed file: say so once on stderr, then
+		 * stop writing to it */
+		static const char msg[] = "mailferry: cannot write the --log file; logging "
+					  "to stderr only\n";
+		w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+		close(file_fd);
+		file_fd = -1;
+	}
 	pthread_mutex_unlock(&lock);
 	(void)w; /* nowhere to report a failing stderr */
 }

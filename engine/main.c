@@ -1,4 +1,5 @@
 /* main.c - the mailferry command line. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -20,7 +21,8 @@ static void usage(FILE *out)
 	      "  run JOB.ini       run the job: migrate, resume after a crash, or move what is\n"
 	      "                    new since the last run (delta pass)\n"
 	      "  status JOB.ini    per-mailbox progress from the state database\n"
-	      "  report JOB.ini    per-mailbox report (--format csv|json)\n"
+	      "  report JOB.ini    per-mailbox report with totals (--format csv|json|html);\n"
+	      "                    --items: every skipped, failed or changed message\n"
 	      "  verify JOB.ini    compare source and target: per folder, counts and content\n"
 	      "                    hashes (Message-IDs where the target rewrites contents);\n"
 	      "                    exit 0 only if everything matches; with --repair, messages\n"
@@ -35,7 +37,9 @@ static void usage(FILE *out)
 	      "  --shard I/N       only the I-th of N deterministic slices of the manifest\n"
 	      "  --dry-run         list what would move (folders, counts, bytes); change nothing\n"
 	      "  --repair          verify: mark what is missing in the target for the next run\n"
-	      "  --format F        report format: csv (default) or json\n"
+	      "  --format F        report format: csv (default), json or html\n"
+	      "  --items           report: one row per skipped, failed or changed message\n"
+	      "  --log FILE        also append the log lines to FILE (all levels shown)\n"
 	      "  --progress        force the terminal progress display (default: on a terminal)\n"
 	      "  --no-progress     periodic log lines instead of the progress display\n"
 	      "  -v, --verbose     debug logging\n"
@@ -70,7 +74,7 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 int main(int argc, char **argv)
 {
 	enum { OPT_USERS = 256, OPT_PARALLEL, OPT_SHARD, OPT_DRY, OPT_FORMAT, OPT_PROGRESS,
-	       OPT_NO_PROGRESS, OPT_REPAIR };
+	       OPT_NO_PROGRESS, OPT_REPAIR, OPT_ITEMS, OPT_LOG };
 	static const struct option longopts[] = {
 		{"users", required_argument, NULL, OPT_USERS},
 		{"parallel", required_argument, NULL, OPT_PARALLEL},
@@ -80,6 +84,8 @@ int main(int argc, char **argv)
 		{"progress", no_argument, NULL, OPT_PROGRESS},
 		{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
 		{"repair", no_argument, NULL, OPT_REPAIR},
+		{"items", no_argument, NULL, OPT_ITEMS},
+		{"log", required_argument, NULL, OPT_LOG},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -90,7 +96,8 @@ int main(int argc, char **argv)
 	const char *users = NULL, *format = "csv";
 	unsigned long parallel = 0, shard_i = 0, shard_n = 0;
 	struct mf_run_opts ro = {.progress = isatty(STDERR_FILENO)};
-	bool repair = false;
+	bool repair = false, items = false;
+	const char *log_file = NULL;
 	int c;
 	while ((c = getopt_long(argc, argv, "vhV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -135,6 +142,12 @@ int main(int argc, char **argv)
 		case OPT_REPAIR:
 			repair = true;
 			break;
+		case OPT_ITEMS:
+			items = true;
+			break;
+		case OPT_LOG:
+			log_file = optarg;
+			break;
 		case 'v':
 			mf_log_set_level(MF_LOG_DEBUG);
 			break;
@@ -158,6 +171,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mailferry: --repair goes with verify only\n");
 		return MF_EXIT_USAGE;
 	}
+	if (items && strcmp(cmd, "report") != 0) {
+		fprintf(stderr, "mailferry: --items goes with report only\n");
+		return MF_EXIT_USAGE;
+	}
+	if (log_file && mf_log_open_file(log_file) < 0) {
+		fprintf(stderr, "mailferry: --log %s: cannot open it for appending: %s\n", log_file,
+			strerror(errno));
+		return MF_EXIT_USAGE;
+	}
 	static const char *const commands[] = {"run", "status", "report", "verify", "plan"};
 	bool known = false;
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
@@ -167,6 +189,8 @@ int main(int argc, char **argv)
 			cmd);
 		return MF_EXIT_USAGE;
 	}
+	/* status and report read the state database only: no secret needed */
+	mf_conf_skip_secrets(strcmp(cmd, "status") == 0 || strcmp(cmd, "report") == 0);
 	struct mf_job job;
 	if (mf_job_load(path, &job, stderr) < 0) {
 		fprintf(stderr, "mailferry: %s: the job was not started\n", path);
@@ -188,7 +212,7 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "plan") == 0)
 		rc = mf_plan(&job);
 	else
-		rc = mf_report(&job, format);
+		rc = mf_report(&job, format, items);
 out:
 	mf_job_free(&job);
 	return rc;

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "fault.h"
@@ -80,13 +81,19 @@ struct folder_ctx {
 	char *target_disp;
 	void *fh;
 	int64_t id;
-	struct mf_strmap known;   /* source key -> state */
+	struct mf_strmap known;   /* source key -> state, or RE_DECIDE */
 	struct mf_strmap seen;    /* hash -> stored copies in this folder */
 	struct mf_strmap older;   /* hash -> copies stored under an older validity */
 	struct ref *refs;
 	size_t nrefs, cap;
 	unsigned failed;
+	size_t redecide; /* skipped rows whose rule's setting changed since */
+	bool excluded;   /* the folder is excluded by [folders] */
 };
+
+/* In folder_ctx.known: a message skipped by a rule whose setting has changed
+ * since: it is listed, fetched and decided again like a new one. */
+#define RE_DECIDE (-1)
 
 static const struct mf_folder *folder_of(struct folder_ctx *fc)
 {
@@ -171,16 +178,142 @@ static bool retryable(struct unit_ctx *c, const struct mf_err *err, unsigned *at
 	return false;
 }
 
+/* --- rules ------------------------------------------------------------------- */
+
+/* The setting of a skipping rule, as recorded with each skip it made: a
+ * skip is decided again when the job's setting is no longer the recorded
+ * one. */
+static void too_big_setting(const struct mf_job *job, char *out, size_t size)
+{
+	snprintf(out, size, "max_message_bytes=%llu",
+		 (unsigned long long)job->caps.max_message_bytes);
+}
+
+/* [folders]' rules as recorded with a folder-excluded skip. */
+static void folders_setting(const struct mf_job *job, struct mf_buf *b)
+{
+	for (size_t i = 0; i < job->rules.ninclude; i++)
+		mf_buf_printf(b, "%sinclude = %s", b->len ? "; " : "", job->rules.include[i]);
+	for (size_t i = 0; i < job->rules.nexclude; i++)
+		mf_buf_printf(b, "%sexclude = %s", b->len ? "; " : "", job->rules.exclude[i]);
+}
+
+/* Is a skipped row's decision out of date? "not-mail" is not a job setting
+ * and stands; a row without a rule (or a setting) from an older mailferry
+ * is decided again once, when its rule is known to be a setting; a message
+ * of a folder excluded by [folders] is decided again once its folder is
+ * taken (`folder_taken`). */
+static bool skip_outdated(const struct mf_job *job, const struct mf_ckpt_row *row,
+			  bool folder_taken)
+{
+	if (row->state != MF_MSG_SKIPPED || !row->rule)
+		return false;
+	if (strcmp(row->rule, "folder-excluded") == 0)
+		return folder_taken;
+	if (strcmp(row->rule, "too-big") == 0) {
+		char cur[64];
+		too_big_setting(job, cur, sizeof(cur));
+		return !row->setting || strcmp(row->setting, cur) != 0;
+	}
+	return false;
+}
+
+/* Sizes in a reason, in the unit max_message_mb is given in. */
+static void mb_text(uint64_t bytes, char *out, size_t size)
+{
+	if (bytes % (1024 * 1024) == 0)
+		snprintf(out, size, "%llu MB", (unsigned long long)(bytes >> 20));
+	else
+		snprintf(out, size, "%.1f MB", (double)bytes / (1024.0 * 1024.0));
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if none. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	size_t l = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] < 0xe0 ? 2 : p[0] >= 0xe0 && p[0] < 0xf0 ? 3
+		   : p[0] >= 0xf0 && p[0] < 0xf5 ? 4 : 0;
+	if (!l || l > n)
+		return 0;
+	for (size_t k = 1; k < l; k++)
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+	return l;
+}
+
+/* One header's value for the report (unfolded, runs of white space and
+ * control bytes as one space, bytes that are not UTF-8 as '?', cut at a
+ * character boundary to at most size-1 bytes), "" when absent. Only the
+ * header block is read. */
+static void header_value(const unsigned char *msg, size_t len, const char *name, char *out,
+			 size_t size)
+{
+	size_t nl = strlen(name), w = 0, i = 0;
+	out[0] = '\0';
+	while (i < len) {
+		if (msg[i] == '\n' || (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n'))
+			return; /* the blank line: end of the header */
+		bool match = len - i > nl && strncasecmp((const char *)msg + i, name, nl) == 0 &&
+			     msg[i + nl] == ':';
+		size_t e = i;
+		while (e < len && msg[e] != '\n')
+			e++;
+		if (!match) {
+			i = e + 1;
+			continue;
+		}
+		size_t k = i + nl + 1;
+		bool full = false;
+		while (!full) {
+			while (k < e && !full) {
+				unsigned char ch = msg[k];
+				size_t l = ch < 0x20 || ch == 0x7f ? 1 : utf8_len(msg + k, e - k);
+				if (ch < 0x20 || ch == 0x7f || ch == ' ') {
+					if (w > 0 && out[w - 1] != ' ' && w + 1 < size)
+						out[w++] = ' ';
+					k++;
+				} else if (!l) {
+					if (w + 1 < size)
+						out[w++] = '?';
+					else
+						full = true;
+					k++;
+				} else if (w + l < size) {
+					memcpy(out + w, msg + k, l);
+					w += l;
+					k += l;
+				} else {
+					full = true;
+				}
+			}
+			/* a folded continuation line */
+			if (full || e + 1 >= len || (msg[e + 1] != ' ' && msg[e + 1] != '\t'))
+				break;
+			k = e + 1;
+			for (e = k; e < len && msg[e] != '\n'; e++)
+				;
+		}
+		while (w && out[w - 1] == ' ')
+			w--;
+		out[w] = '\0';
+		return;
+	}
+}
+
 /* --- listing ------------------------------------------------------------------ */
 
-static int load_row(void *arg, const char *key, int state, const char *hash_hex)
+static int load_row(void *arg, const struct mf_ckpt_row *row)
 {
 	struct folder_ctx *fc = arg;
-	if (mf_strmap_set(&fc->known, key, state) < 0)
+	int state = row->state;
+	if (skip_outdated(fc->c->job, row, !fc->excluded)) {
+		state = RE_DECIDE;
+		fc->redecide++;
+	}
+	if (mf_strmap_set(&fc->known, row->key, state) < 0)
 		return MF_ENOMEM;
-	if (state == MF_MSG_STORED && hash_hex[0]) {
-		int *n = mf_strmap_get(&fc->seen, hash_hex);
-		if (mf_strmap_set(&fc->seen, hash_hex, n ? *n + 1 : 1) < 0)
+	if (state == MF_MSG_STORED && row->hash_hex[0]) {
+		int *n = mf_strmap_get(&fc->seen, row->hash_hex);
+		if (mf_strmap_set(&fc->seen, row->hash_hex, n ? *n + 1 : 1) < 0)
 			return MF_ENOMEM;
 	}
 	return 0;
@@ -222,6 +355,7 @@ static int collect_ref(void *arg, const struct mf_msgref *r)
 	/* pending: the run died between recording and storing; failed: the last
 	 * attempt may have landed (a timeout after the server took it) */
 	ref->in_doubt = state && (*state == MF_MSG_PENDING || *state == MF_MSG_FAILED);
+	/* a RE_DECIDE row never reached the sink: not in doubt */
 	fc->nrefs++;
 	return 0;
 }
@@ -244,7 +378,46 @@ struct outcome {
 	char hash[65];
 	char sink_id[MF_SINK_ID_MAX];
 	char reason[600];
+	char setting[64];
+	/* for the report, recorded only with a skip, a failure or a change */
+	char subject[256], sender[256], hdate[96], msgid[256], note[256];
 };
+
+static void skip_too_big(const struct mf_job *job, struct outcome *o, uint64_t size)
+{
+	char a[32], b[32];
+	mb_text(size, a, sizeof(a));
+	mb_text(job->caps.max_message_bytes, b, sizeof(b));
+	o->rec.state = MF_MSG_SKIPPED;
+	snprintf(o->reason, sizeof(o->reason), "too-big: %s > %s", a, b);
+	o->rec.reason = o->reason;
+	o->rec.rule = "too-big";
+	too_big_setting(job, o->setting, sizeof(o->setting));
+	o->rec.setting = o->setting;
+}
+
+/* What the report lists for a message, read from its header block. */
+static void keep_headers(struct outcome *o, const unsigned char *data, size_t len)
+{
+	header_value(data, len, "Subject", o->subject, sizeof(o->subject));
+	header_value(data, len, "From", o->sender, sizeof(o->sender));
+	header_value(data, len, "Date", o->hdate, sizeof(o->hdate));
+	header_value(data, len, "Message-ID", o->msgid, sizeof(o->msgid));
+}
+
+/* Attach the report's fields to the record when it is one the report lists. */
+static void report_fields(struct outcome *o)
+{
+	/* line ends converted to the target's convention is how every message
+	 * is stored there, not a change the report lists one by one */
+	if (o->rec.state == MF_MSG_STORED && !(o->rec.changes & ~(unsigned)MF_NORM_LINE_ENDINGS))
+		return;
+	o->rec.subject = o->subject[0] ? o->subject : NULL;
+	o->rec.sender = o->sender[0] ? o->sender : NULL;
+	o->rec.hdate = o->hdate[0] ? o->hdate : NULL;
+	o->rec.msgid = o->msgid[0] ? o->msgid : NULL;
+	o->rec.note = o->note[0] ? o->note : NULL;
+}
 
 /* Returns 0 when the message has an outcome (stored, skipped or failed), or
  * a negative code (in err) that ends the folder or the unit. */
@@ -263,16 +436,14 @@ static int migrate_one(struct folder_ctx *fc, struct ref *ref, struct outcome *o
 		o->rec.state = MF_MSG_SKIPPED;
 		snprintf(o->reason, sizeof(o->reason), "not mail: %s", ref->skip);
 		o->rec.reason = o->reason;
+		o->rec.rule = "not-mail";
 		return 0;
 	}
 	uint64_t max = job->caps.max_message_bytes;
 	if (max && ref->size > max + max / 2) {
-		/* clearly too big: do not even fetch it */
-		o->rec.state = MF_MSG_SKIPPED;
-		snprintf(o->reason, sizeof(o->reason),
-			 "too big: %llu bytes, the target takes at most %llu",
-			 (unsigned long long)ref->size, (unsigned long long)max);
-		o->rec.reason = o->reason;
+		/* clearly too big: do not even fetch it (so its headers are
+		 * not known to the report) */
+		skip_too_big(job, o, ref->size);
 		return 0;
 	}
 
@@ -317,12 +488,10 @@ static int migrate_one(struct folder_ctx *fc, struct ref *ref, struct outcome *o
 	mf_msg_clear(&msg);
 	o->rec.changes = norm.changes;
 	o->rec.size = norm.len;
+	keep_headers(o, norm.data, norm.len);
+	snprintf(o->note, sizeof(o->note), "%s", norm.note);
 	if (max && norm.len > max) {
-		o->rec.state = MF_MSG_SKIPPED;
-		snprintf(o->reason, sizeof(o->reason),
-			 "too big: %zu bytes, the target takes at most %llu", norm.len,
-			 (unsigned long long)max);
-		o->rec.reason = o->reason;
+		skip_too_big(job, o, norm.len);
 		goto out;
 	}
 	unsigned char sha[MF_SHA256_LEN];
@@ -425,8 +594,16 @@ failed:
 	case MF_CLASS_THROTTLED:
 		o->rec.state = err->code == MF_ETOOBIG ? MF_MSG_SKIPPED : MF_MSG_FAILED;
 		o->rec.err_class = (int)mf_err_class(err->code);
-		snprintf(o->reason, sizeof(o->reason), "%s", err->msg);
+		snprintf(o->reason, sizeof(o->reason), "%s%s",
+			 err->code == MF_ETOOBIG ? "too-big: " : "", err->msg);
 		o->rec.reason = o->reason;
+		if (err->code == MF_ETOOBIG) {
+			/* the target's own limit: decided again when the job's
+			 * limit changes */
+			o->rec.rule = "too-big";
+			too_big_setting(job, o->setting, sizeof(o->setting));
+			o->rec.setting = o->setting;
+		}
 		rc = 0;
 		if (err->code == MF_EINTERRUPTED || atomic_load(&c->run->stop))
 			rc = MF_EINTERRUPTED;
@@ -435,6 +612,7 @@ failed:
 		break; /* ends the folder or the unit: rc stays negative */
 	}
 out:
+	report_fields(o);
 	free(message_id);
 	free(keywords);
 	mf_bytes_free(norm.data);
@@ -497,6 +675,89 @@ static void forget_untried(struct mf_ckpt *ck, int64_t folder_id, const struct r
 	free(keys);
 }
 
+/* A folder excluded by [folders]: its messages are listed (never fetched)
+ * and recorded as skipped by that rule, so that the report says what was
+ * left behind and a later run that takes the folder decides them again.
+ * Rows of another state (stored when the folder was taken before) are left
+ * as they are. A source that cannot list the folder costs a warning, not
+ * the mailbox. Listing is metadata only, but it is done on every run. */
+static int record_excluded(struct folder_ctx *fc, struct mf_err *err)
+{
+	struct unit_ctx *c = fc->c;
+	const struct mf_folder *f = folder_of(fc);
+	struct mf_ckpt *ck = c->run->ck;
+	char *cursor = NULL, *next = NULL;
+	struct mf_ckpt_rec *recs = NULL;
+	struct mf_buf setting = {0};
+	bool older;
+	char q[300];
+	char *name = mf_path_join(&f->path, "/");
+	fc->path_key = mf_path_key(&f->path);
+	fc->validity = f->validity ? f->validity : "";
+	int rc = 0;
+	if (!name || !fc->path_key) {
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		goto out;
+	}
+	folders_setting(c->job, &setting);
+	rc = mf_ckpt_folder(ck, c->unit_id, fc->path_key, fc->validity, "", &fc->id, &cursor,
+			    &older, err);
+	if (rc == 0)
+		rc = mf_ckpt_folder_rows(ck, fc->id, load_row, fc, err);
+	if (rc < 0)
+		goto out;
+	struct mf_err lerr = {0};
+	if (list_folder(fc, cursor, &next, &lerr) < 0) {
+		if (mf_err_class(lerr.code) == MF_CLASS_CONFIG || lerr.code == MF_ENOMEM) {
+			*err = lerr;
+			rc = lerr.code;
+		} else {
+			mf_log(MF_LOG_WARN,
+			       "event=folder-excluded-unlisted mailbox=%s folder=%s reason=\"%s\"",
+			       c->mailbox_q, mf_log_quote(name, q, sizeof(q)), lerr.msg);
+		}
+		goto out;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < fc->nrefs; i++)
+		n += !fc->refs[i].in_doubt;
+	if (n)
+		mf_log(MF_LOG_INFO, "event=folder-excluded mailbox=%s folder=%s messages=%zu",
+		       c->mailbox_q, mf_log_quote(name, q, sizeof(q)), n);
+	size_t batch = c->job->batch;
+	recs = calloc(batch, sizeof(*recs));
+	if (!recs) {
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t start = 0; start < fc->nrefs && rc == 0; start += batch) {
+		size_t end = start + batch < fc->nrefs ? start + batch : fc->nrefs, k = 0;
+		for (size_t i = start; i < end; i++) {
+			const struct ref *r = &fc->refs[i];
+			if (r->in_doubt)
+				continue; /* pending or failed from when it was taken */
+			recs[k++] = (struct mf_ckpt_rec){
+				.key = r->key, .state = MF_MSG_SKIPPED, .size = r->size,
+				.idate = r->idate, .flags = r->flags,
+				.reason = "folder excluded by [folders]", .rule = "folder-excluded",
+				.setting = setting.data};
+		}
+		rc = mf_ckpt_write(ck, fc->id, recs, k, err);
+		if (rc == 0)
+			atomic_fetch_add(&c->stats->skipped, k);
+	}
+	/* no cursor is saved: the folder is listed whole on every run, so that
+	 * the run that takes it again finds every message (and creates it even
+	 * if it is empty) */
+out:
+	free(name);
+	free(cursor);
+	free(next);
+	free(recs);
+	mf_buf_free(&setting);
+	return rc;
+}
+
 static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 {
 	const struct mf_job *job = c->job;
@@ -511,8 +772,14 @@ static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 	struct mf_ckpt_rec *recs = NULL;
 	struct outcome *outs = NULL;
 	int rc = mf_job_target_folder(job, c->u, f, &fc.target, &fc.role);
-	if (rc <= 0)
-		return rc; /* excluded by [folders], or ENOMEM */
+	if (rc == 0) {
+		fc.excluded = true;
+		rc = record_excluded(&fc, err);
+		folder_free(&fc);
+		return rc;
+	}
+	if (rc < 0)
+		return rc; /* ENOMEM */
 	fc.path_key = mf_path_key(&f->path);
 	target_key = mf_path_key(&fc.target);
 	fc.target_disp = mf_path_join(&fc.target, "/");
@@ -530,6 +797,15 @@ static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 	if (rc == 0 && older)
 		rc = mf_ckpt_older_hashes(ck, c->unit_id, fc.path_key, fc.validity, load_older,
 					  &fc, err);
+	if (rc == 0 && fc.redecide) {
+		/* the source's cursor is past those messages: list them all */
+		mf_log(MF_LOG_INFO,
+		       "event=skips-redecided mailbox=%s folder_id=%lld messages=%zu "
+		       "reason=\"the rule that skipped them has another setting now\"",
+		       c->mailbox_q, (long long)fc.id, fc.redecide);
+		free(cursor);
+		cursor = NULL;
+	}
 	if (rc == 0)
 		rc = list_folder(&fc, cursor, &next, err);
 	if (rc < 0)
@@ -699,7 +975,8 @@ static int upload_whole_file(struct unit_ctx *c, struct mf_err *err)
 		return rc;
 	struct mf_strmap known;
 	mf_strmap_init(&known);
-	struct folder_ctx probe = {.known = known};
+	struct unit_ctx pc = {.job = c->job};
+	struct folder_ctx probe = {.c = &pc, .known = known};
 	rc = mf_ckpt_folder_rows(ck, fid, load_row, &probe, err);
 	int *state = mf_strmap_get(&probe.known, "file");
 	bool done = state && *state == MF_MSG_STORED;
@@ -818,8 +1095,10 @@ out:
 	}
 	mf_buf_free(&folder_errors);
 	struct mf_err werr = {0};
+	bool worked = atomic_load(&stats->stored) || atomic_load(&stats->skipped) ||
+		      atomic_load(&stats->failed);
 	int wrc = mf_ckpt_unit_end(run->ck, c.unit_id, state,
-				   rc < 0 ? why : (summary.code ? &summary : NULL), &werr);
+				   rc < 0 ? why : (summary.code ? &summary : NULL), worked, &werr);
 	if (wrc < 0 && rc == 0) {
 		*why = werr;
 		rc = wrc;
@@ -830,6 +1109,7 @@ out:
 /* --- dry run --------------------------------------------------------------------- */
 
 struct dry {
+	const struct mf_job *job;
 	struct mf_strmap known;
 	uint64_t msgs, bytes, skipped;
 };
@@ -849,11 +1129,11 @@ static int dry_ref(void *arg, const struct mf_msgref *r)
 	return 0;
 }
 
-static int dry_row(void *arg, const char *key, int state, const char *hash_hex)
+static int dry_row(void *arg, const struct mf_ckpt_row *row)
 {
-	(void)hash_hex;
 	struct dry *d = arg;
-	return mf_strmap_set(&d->known, key, state);
+	return mf_strmap_set(&d->known, row->key,
+			     skip_outdated(d->job, row, true) ? RE_DECIDE : row->state);
 }
 
 /* Read-only: the rows already recorded for this folder, if any. */
@@ -898,7 +1178,7 @@ int mf_pipeline_dry_run(const struct mf_job *job, struct mf_ckpt *ck, const stru
 		}
 		char *tname = mf_path_join(&target, "/");
 		char *key = mf_path_key(&folders[i].path);
-		struct dry d = {0};
+		struct dry d = {.job = job};
 		mf_strmap_init(&d.known);
 		char *next = NULL;
 		rc = dry_known(ck, u, key ? key : "", folders[i].validity ? folders[i].validity : "",

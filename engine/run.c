@@ -27,6 +27,7 @@ struct worker {
 	struct mf_err why;
 	int rc;
 	bool active;
+	uint64_t started_ms; /* for its rate and ETA */
 };
 
 struct sched {
@@ -41,6 +42,10 @@ struct sched {
 	uv_timer_t tick;
 	bool progress;
 	unsigned drawn; /* lines of the progress display on screen */
+	/* the display as last drawn, redrawn below each log line (under the
+	 * log lock): text only, so the logging thread reads no live state */
+	struct mf_buf block;
+	unsigned block_lines;
 	uint64_t started_ms;
 	unsigned units_failed;
 };
@@ -130,6 +135,7 @@ static void start_more(struct sched *s)
 		struct worker *w = &s->w[pick];
 		w->rc = 0;
 		w->active = true;
+		w->started_ms = mf_now_ms();
 		s->running++;
 		while (s->next_scan < s->job->nunits && s->w[s->next_scan].rc != 1)
 			s->next_scan++;
@@ -164,7 +170,40 @@ static void erase(void *arg)
 	struct sched *s = arg;
 	for (unsigned i = 0; i < s->drawn; i++)
 		fputs("\033[1A\033[2K", stderr);
+	fflush(stderr);
 	s->drawn = 0;
+}
+
+/* Draw the block again below a log line (called with the log lock held). */
+static void redraw(void *arg)
+{
+	struct sched *s = arg;
+	if (s->drawn || !s->block.len)
+		return;
+	fwrite(s->block.data, 1, s->block.len, stderr);
+	fflush(stderr);
+	s->drawn = s->block_lines;
+}
+
+/* "ETA 12s" / "ETA 3m05s" / "ETA 2h10m" for `left` items at `rate` per second. */
+static void eta_text(uint64_t left, double rate, char *out, size_t size)
+{
+	if (!left) {
+		snprintf(out, size, "-");
+		return;
+	}
+	if (rate <= 0) {
+		snprintf(out, size, "?");
+		return;
+	}
+	double secs = (double)left / rate;
+	unsigned long long t = (unsigned long long)(secs + 0.5);
+	if (t < 60)
+		snprintf(out, size, "%llus", t);
+	else if (t < 3600)
+		snprintf(out, size, "%llum%02llus", t / 60, t % 60);
+	else
+		snprintf(out, size, "%lluh%02llum", t / 3600, (t % 3600) / 60);
 }
 
 static void draw(struct sched *s, bool final)
@@ -183,42 +222,68 @@ static void draw(struct sched *s, bool final)
 	double rate = secs > 0 ? (double)stored / secs : 0;
 	double mbps = secs > 0 ? (double)sbytes / 1e6 / secs : 0;
 	uint64_t left = listed > stored + failed + skipped ? listed - stored - failed - skipped : 0;
-	char eta[32] = "-";
-	if (rate > 0 && left)
-		snprintf(eta, sizeof(eta), "%.0fs", (double)left / rate);
+	char eta[32];
+	eta_text(left, rate, eta, sizeof(eta));
 	char sb[32];
 	human_bytes(sbytes, sb, sizeof(sb));
+	(void)lbytes;
 	if (!s->progress) {
-		(void)lbytes;
 		mf_log(MF_LOG_INFO,
 		       "event=progress mailboxes_done=%zu/%zu running=%zu messages=%llu/%llu "
 		       "bytes=%llu failed=%llu skipped=%llu rate=%.1f/s mb_per_s=%.2f eta=%s",
 		       s->finished, s->job->nunits, s->running, (unsigned long long)stored,
 		       (unsigned long long)listed, (unsigned long long)sbytes,
 		       (unsigned long long)failed, (unsigned long long)skipped, rate, mbps, eta);
+	}
+	/* the block: one line for the run, one per running mailbox */
+	struct mf_buf b = {0};
+	unsigned lines = 1;
+	int bad = mf_buf_printf(&b,
+				"total: mailboxes %zu/%zu  messages %llu/%llu  %s  %.1f msg/s  "
+				"%.2f MB/s  ETA %s%s\n",
+				s->finished, s->job->nunits, (unsigned long long)stored,
+				(unsigned long long)listed, sb, rate, mbps, eta,
+				failed ? "  (failures: see report)" : "");
+	uint64_t now = mf_now_ms();
+	for (size_t i = 0; i < s->job->nunits && !final && !bad; i++) {
+		struct worker *w = &s->w[i];
+		if (!w->active)
+			continue;
+		uint64_t st = atomic_load(&w->stats.stored), li = atomic_load(&w->stats.listed),
+			 done = st + atomic_load(&w->stats.skipped) + atomic_load(&w->stats.failed),
+			 by = atomic_load(&w->stats.stored_bytes);
+		double ws = (double)(now - w->started_ms) / 1000.0;
+		double wr = ws > 0 ? (double)st / ws : 0, wmb = ws > 0 ? (double)by / 1e6 / ws : 0;
+		char hb[32], we[32];
+		human_bytes(by, hb, sizeof(hb));
+		eta_text(li > done ? li - done : 0, wr, we, sizeof(we));
+		char q[300];
+		if (!s->progress) {
+			mf_log(MF_LOG_INFO,
+			       "event=mailbox-progress mailbox=%s messages=%llu/%llu bytes=%llu "
+			       "rate=%.1f/s mb_per_s=%.2f eta=%s",
+			       mf_log_quote(s->job->units[i].mailbox, q, sizeof(q)),
+			       (unsigned long long)st, (unsigned long long)li,
+			       (unsigned long long)by, wr, wmb, we);
+			continue;
+		}
+		bad = mf_buf_printf(&b, "  %-40s %llu/%llu messages  %s  %.1f msg/s  %.2f MB/s  "
+				    "ETA %s\n",
+				    s->job->units[i].mailbox, (unsigned long long)st,
+				    (unsigned long long)li, hb, wr, wmb, we);
+		lines++;
+	}
+	if (!s->progress || bad) {
+		mf_buf_free(&b);
 		return;
 	}
 	/* terminal: redraw the block in place, log lines scrolling above it */
 	mf_log_lock();
 	erase(s);
-	fprintf(stderr,
-		"total: mailboxes %zu/%zu  messages %llu/%llu  %s  %.1f msg/s  %.2f MB/s  ETA "
-		"%s%s\n",
-		s->finished, s->job->nunits, (unsigned long long)stored, (unsigned long long)listed,
-		sb, rate, mbps, eta, failed ? "  (failures: see report)" : "");
-	s->drawn++;
-	for (size_t i = 0; i < s->job->nunits && !final; i++) {
-		struct worker *w = &s->w[i];
-		if (!w->active)
-			continue;
-		uint64_t st = atomic_load(&w->stats.stored), li = atomic_load(&w->stats.listed);
-		char b[32];
-		human_bytes(atomic_load(&w->stats.stored_bytes), b, sizeof(b));
-		fprintf(stderr, "  %-40s %llu/%llu messages  %s\n", s->job->units[i].mailbox,
-			(unsigned long long)st, (unsigned long long)li, b);
-		s->drawn++;
-	}
-	fflush(stderr);
+	mf_buf_free(&s->block);
+	s->block = b;
+	s->block_lines = lines;
+	redraw(s);
 	mf_log_unlock();
 }
 
@@ -377,18 +442,14 @@ int mf_run(struct mf_job *job, const struct mf_run_opts *opts)
 	uv_timer_start(&s.tick, on_tick, every, every);
 	mf_log(MF_LOG_INFO, "event=run-start job=%s mailboxes=%zu parallel=%u", job->name,
 	       job->nunits, job->parallel);
-	enum mf_log_level level = mf_log_level();
-	if (opts->progress) {
-		/* the display shows what info lines would; warnings scroll above it */
-		if (level == MF_LOG_INFO)
-			mf_log_set_level(MF_LOG_WARN);
-		mf_log_set_hook(erase, &s);
-	}
+	/* log lines (info too) scroll above the display */
+	if (opts->progress)
+		mf_log_set_hook(erase, redraw, &s);
 	start_more(&s);
 	mf_loop_run();
 	mf_loop_close();
-	mf_log_set_hook(NULL, NULL);
-	mf_log_set_level(level);
+	mf_log_set_hook(NULL, NULL, NULL);
+	mf_buf_free(&s.block);
 
 	uint64_t stored = 0, bytes = 0, failed = 0, skipped = 0, retries = 0;
 	for (size_t i = 0; i < job->nunits; i++) {

@@ -25,8 +25,10 @@ int mf_run(struct mf_job *job, const struct mf_run_opts *opts);
 
 /* Source vs sink for every mailbox: per folder, counts and content hashes.
  * Exit code 0 only if everything matches. With `repair`, also turns the
- * state rows of messages recorded as stored but missing in the target into
- * failed ones, so that the next run probes for them and stores them again
+ * state rows of messages recorded as stored or skipped but missing in the
+ * target into failed ones, and clears those folders' source cursors, so
+ * that the next run lists them again, probes for them and stores them again
+ * (mf_ckpt_mark_missing)
  * (it takes the job lock; exit 2 if the job has no state database or is
  * running); the exit code still says whether the target matched now. */
 int mf_verify(struct mf_job *job, bool repair);
@@ -40,7 +42,11 @@ int mf_plan(struct mf_job *job);
 
 /* Per-unit progress from the state database. Returns an exit code. */
 int mf_status(struct mf_job *job);
-/* Per-unit report as "csv" or "json" on stdout. Returns an exit code. */
-int mf_report(struct mf_job *job, const char *format);
+/* Per-unit report on stdout: "csv" or "json" (with a totals row/object), or
+ * "html" (one self-contained page: totals, a throughput chart, mailboxes,
+ * failures). With `items` (csv or json): every skipped, failed or changed
+ * message instead, streamed. Reads the state database only. Returns an exit
+ * code. */
+int mf_report(struct mf_job *job, const char *format, bool items);
 
 #endif

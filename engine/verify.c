@@ -534,7 +534,8 @@ static void repair_mailbox(const struct mf_unit *first, struct vmailbox *m, stru
 		free(rows);
 		return;
 	}
-	printf("  repair: %s: marked %zu message%s to be stored again by the next run",
+	printf("  repair: %s: marked %zu message%s to be tried again by the next run (stored "
+	       "where the target lacks them and the job's rules let them through)",
 	       first->mailbox, marked, marked == 1 ? "" : "s");
 	if (marked > missing)
 		printf(" (for %llu missing: the other copies of the same content are probed "
@@ -542,8 +543,8 @@ static void repair_mailbox(const struct mf_unit *first, struct vmailbox *m, stru
 		       (unsigned long long)missing);
 	putchar('\n');
 	if (n > marked)
-		printf("  repair: %zu more not marked: not recorded as stored yet (new or in doubt; "
-		       "the next run sends them anyway)\n",
+		printf("  repair: %zu more not marked: recorded as in doubt or failed, or not at "
+		       "all; the next run lists their folders again and sends them\n",
 		       n - marked);
 	if (marked) {
 		r->marked += marked;

@@ -34,6 +34,9 @@ probe_cmd npm npm
 probe_cmd flock util-linux
 probe_cmd python3 python3
 probe_cmd openssl openssl
+# for tests/integration/report_html.sh: a real browser renders the HTML
+# report (the test skips without it)
+probe_cmd chromium chromium
 # for the benchmark (ninja bench): mbsync, GNU time, bc
 probe_cmd mbsync isync
 probe_file /usr/bin/time time
