@@ -86,6 +86,11 @@ void mf_units_free(struct mf_unit *units, size_t n);
 /* Free one unit's fields (not the unit itself). */
 void mf_unit_clear(struct mf_unit *u);
 
+/* "UTF-16LE" or "UTF-16BE" when text looks like UTF-16 (a byte order mark,
+ * or ASCII with every other byte NUL), else NULL. Job files and manifests
+ * must be UTF-8 (a UTF-8 byte order mark is accepted). */
+const char *mf_text_utf16(const char *text, size_t len);
+
 /* Select units: --users (comma-separated mailboxes or source logins) and
  * --shard I/N (stable hash of the target mailbox). Units not selected are
  * removed from the job. Returns the number kept, or MF_ECONFIG (unknown

@@ -234,6 +234,160 @@ TEST(manifest_unknown_header)
 	free(diag);
 }
 
+/* Parse text of an exact length (it may hold NULs); diag returned. */
+static int parse_bytes(const char *text, size_t len, struct mf_unit **u, size_t *n, char **diag)
+{
+	size_t dl;
+	enum mf_manifest_kind kind;
+	FILE *d = open_memstream(diag, &dl);
+	int rc = mf_manifest_parse("m.csv", text, len, "/r", &kind, u, n, d);
+	fclose(d);
+	return rc;
+}
+
+TEST(manifest_csv_errors_never_drop_rows)
+{
+	struct mf_unit *u;
+	size_t n;
+	char *diag = NULL;
+	/* an unterminated quote in one Password swallowed every row after it */
+	const char *csv = "EmailAddress,UserName,Password\n"
+			  "a@x.com,a,\"pw\n"
+			  "b@x.com,b,pw2\n"
+			  "c@x.com,c,pw3\n";
+	CHECK_INT(parse_bytes(csv, strlen(csv), &u, &n, &diag), MF_ECONFIG);
+	CHECK_INT(n, 0);
+	CHECK(strstr(diag, "m.csv:2: unterminated quoted field") != NULL);
+	free(diag);
+	/* the quote is "closed" by the next quoted field: a stray quote then */
+	csv = "EmailAddress,UserName,Password\n"
+	      "a@x.com,a,\"pw\n"
+	      "b@x.com,b,\"pw2\"\n";
+	CHECK_INT(parse_bytes(csv, strlen(csv), &u, &n, &diag), MF_ECONFIG);
+	CHECK(strstr(diag, "m.csv:2: a quoted field opened on this row is not closed") != NULL);
+	free(diag);
+	/* a quote in the middle of an unquoted field */
+	csv = "EmailAddress,UserName,Password\n"
+	      "a@x.com,a,pw\"x\n";
+	CHECK_INT(parse_bytes(csv, strlen(csv), &u, &n, &diag), MF_ECONFIG);
+	CHECK(strstr(diag, "m.csv:2: a stray quote") != NULL);
+	free(diag);
+	/* too few and too many fields */
+	csv = "EmailAddress,UserName,Password\n"
+	      "a@x.com,a\n"
+	      "b@x.com,b,pw,extra\n"
+	      "c@x.com,c,pw\n";
+	CHECK_INT(parse_bytes(csv, strlen(csv), &u, &n, &diag), MF_ECONFIG);
+	CHECK(strstr(diag, "m.csv:2: 2 fields, but the header has 3") != NULL);
+	CHECK(strstr(diag, "m.csv:3: 4 fields, but the header has 3") != NULL);
+	CHECK(strstr(diag, "m.csv:4") == NULL);
+	free(diag);
+	/* a NUL byte */
+	static const char nul[] = "EmailAddress,UserName,Password\n"
+				  "a@x.com,a,p\0w\n"
+				  "b@x.com,b,pw\n";
+	CHECK_INT(parse_bytes(nul, sizeof(nul) - 1, &u, &n, &diag), MF_ECONFIG);
+	CHECK(strstr(diag, "m.csv:2: a NUL byte") != NULL);
+	free(diag);
+}
+
+TEST(manifest_encodings_and_separators)
+{
+	struct mf_unit *u;
+	size_t n;
+	char *diag = NULL;
+	const char *ascii = "EmailAddress,UserName,Password\r\na@x.com,a,pw\r\n";
+	char buf[256];
+	size_t l = 0;
+	/* UTF-16LE with a byte order mark (PowerShell 5 Export-Csv -Encoding Unicode) */
+	buf[l++] = (char)0xFF;
+	buf[l++] = (char)0xFE;
+	for (const char *p = ascii; *p; p++) {
+		buf[l++] = *p;
+		buf[l++] = 0;
+	}
+	CHECK_INT(parse_bytes(buf, l, &u, &n, &diag), MF_ECONFIG);
+	CHECK(strstr(diag, "m.csv:1: the manifest is UTF-16LE text") != NULL);
+	CHECK(strstr(diag, "iconv -f UTF-16 -t UTF-8") != NULL);
+	free(diag);
+	/* UTF-16BE without one */
+	l = 0;
+	for (const char *p = ascii; *p; p++) {
+		buf[l++] = 0;
+		buf[l++] = *p;
+	}
+	CHECK_INT(parse_bytes(buf, l, &u, &n, &diag), MF_ECONFIG);
+	CHECK(strstr(diag, "UTF-16BE") != NULL);
+	free(diag);
+	/* ';' (Excel in a decimal-comma locale) and tabs */
+	const char *semi = "Workload;FilePath;Name;Mailbox;IsArchive;TargetRootFolder\n"
+			   "Exchange;;a.pst;a@x.com;FALSE;\n";
+	CHECK_INT(parse_bytes(semi, strlen(semi), &u, &n, &diag), MF_ECONFIG);
+	CHECK(strstr(diag, "m.csv:1: the columns are separated by ';'") != NULL);
+	CHECK(strstr(diag, "unknown header") == NULL);
+	free(diag);
+	const char *tab = "EmailAddress\tUserName\tPassword\na@x.com\ta\tpw\n";
+	CHECK_INT(parse_bytes(tab, strlen(tab), &u, &n, &diag), MF_ECONFIG);
+	CHECK(strstr(diag, "separated by tabs") != NULL);
+	free(diag);
+	/* a UTF-8 byte order mark is simply accepted */
+	const char *bom = "\xEF\xBB\xBF" "EmailAddress,UserName,Password\na@x.com,a,pw\n";
+	CHECK_INT(parse_bytes(bom, strlen(bom), &u, &n, &diag), 0);
+	CHECK_INT(n, 1);
+	mf_units_free(u, n);
+	free(diag);
+}
+
+TEST(manifest_mailbox_case_insensitive)
+{
+	struct mf_unit *u;
+	size_t n;
+	char *diag = NULL;
+	/* three spellings of one mailbox, three PSTs: one mailbox */
+	const char *csv = "Workload,FilePath,Name,Mailbox,IsArchive,TargetRootFolder\n"
+			  "Exchange,,a.pst,SAME@x.com,FALSE,\n"
+			  "Exchange,,b.pst,Same@X.com,FALSE,\n"
+			  "Exchange,,c.pst,same@x.com,FALSE,\n";
+	CHECK_INT(parse_bytes(csv, strlen(csv), &u, &n, &diag), 0);
+	CHECK_INT(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		CHECK_STR(u[i].mailbox, "same@x.com");
+		CHECK(strncmp(u[i].id + u[i].id_mailbox_at, "same@x.com", 10) == 0);
+	}
+	mf_units_free(u, n);
+	free(diag);
+	/* the same row in another case: a duplicate, both lines named */
+	csv = "EmailAddress,UserName,Password\n"
+	      "SAME@x.com,u,pw\n"
+	      "Same@x.com,u,pw\n";
+	CHECK_INT(parse_bytes(csv, strlen(csv), &u, &n, &diag), MF_ECONFIG);
+	CHECK(strstr(diag, "m.csv:3: the same row as line 2") != NULL);
+	free(diag);
+}
+
+TEST(manifest_content_code_page)
+{
+	struct mf_unit *u;
+	size_t n;
+	char *diag = NULL;
+	const char *csv = "Workload,FilePath,Name,Mailbox,IsArchive,TargetRootFolder,ContentCodePage\n"
+			  "Exchange,,a.pst,a@x.com,FALSE,,932\n"
+			  "Exchange,,b.pst,b@x.com,FALSE,,\n";
+	CHECK_INT(parse_bytes(csv, strlen(csv), &u, &n, &diag), 0);
+	CHECK_INT(n, 2);
+	if (n == 2) {
+		CHECK_INT(u[0].codepage, 932);
+		CHECK_INT(u[1].codepage, 0);
+	}
+	mf_units_free(u, n);
+	free(diag);
+	csv = "Workload,FilePath,Name,Mailbox,IsArchive,TargetRootFolder,ContentCodePage\n"
+	      "Exchange,,a.pst,a@x.com,FALSE,,shift-jis\n";
+	CHECK_INT(parse_bytes(csv, strlen(csv), &u, &n, &diag), MF_ECONFIG);
+	CHECK(strstr(diag, "m.csv:2: ContentCodePage is 'shift-jis'") != NULL);
+	free(diag);
+}
+
 static void folder_with(struct mf_folder *f, const char *a, const char *b, enum mf_role role)
 {
 	memset(f, 0, sizeof(*f));
@@ -334,6 +488,10 @@ int main(void)
 	RUN(manifest_reports_every_bad_line);
 	RUN(manifest_imap_quoting_and_lines);
 	RUN(manifest_unknown_header);
+	RUN(manifest_csv_errors_never_drop_rows);
+	RUN(manifest_encodings_and_separators);
+	RUN(manifest_mailbox_case_insensitive);
+	RUN(manifest_content_code_page);
 	RUN(target_folder_mapping);
 	RUN(path_keys_roundtrip);
 	return test_done();
