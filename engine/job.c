@@ -42,6 +42,7 @@ struct parse {
 	const char *file;
 	const char *text;
 	size_t len, pos;
+	size_t line_off, line_len; /* the raw line inih is looking at */
 	int line;
 	int errors;
 	FILE *diag;
@@ -51,20 +52,27 @@ struct parse {
 };
 
 /* ini_reader over a buffer that counts lines and notes section headers, so
- * the handler knows where each key was written. */
+ * the handler knows where each key was written. inih sees at most num - 1
+ * bytes of a line (its buffer is small); the handler reads the key and the
+ * value from the whole raw line, so long values are never cut. */
 static char *reader(char *str, int num, void *stream)
 {
 	struct parse *p = stream;
 	if (p->pos >= p->len || num < 2)
 		return NULL;
+	size_t e = p->pos;
+	while (e < p->len && p->text[e] != '\n')
+		e++;
+	p->line_off = p->pos;
+	p->line_len = e - p->pos;
 	size_t n = 0;
-	while (p->pos < p->len && n + 1 < (size_t)num) {
-		char c = p->text[p->pos++];
+	while (n < p->line_len && n + 2 < (size_t)num) {
+		char c = p->text[p->pos + n];
 		str[n++] = c == '\0' ? ' ' : c;
-		if (c == '\n')
-			break;
 	}
+	str[n++] = '\n';
 	str[n] = '\0';
+	p->pos = e < p->len ? e + 1 : e;
 	p->line++;
 	const char *s = str;
 	while (*s == ' ' || *s == '\t')
@@ -72,6 +80,96 @@ static char *reader(char *str, int num, void *stream)
 	if (*s == '[')
 		p->last_header_line = p->line;
 	return str;
+}
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* The key and the value of the current raw line, by the rules the README
+ * gives ("Job file syntax"):
+ *   - key and value are separated by the first '=' (or ':');
+ *   - a ';' or '#' after whitespace starts a comment (inih's inline comment
+ *     prefix ';', and '#' as well);
+ *   - a value that starts with a quote (" or ') ends at the same quote; the
+ *     quotes are not part of it and inside them ';' and '#' are text; after
+ *     the closing quote only whitespace or a comment may follow;
+ *   - a value that ends with a quote it did not start with, or opens one it
+ *     does not close, is refused: it is not clear what was meant.
+ * Returns 1 with *key and *value malloc'd, 0 after writing an error to diag,
+ * MF_ENOMEM. */
+static int raw_key_value(struct parse *p, char **key, char **value)
+{
+	const char *l = p->text + p->line_off, *end = l + p->line_len;
+	if (p->line_off == 0 && p->line_len >= 3 && (unsigned char)l[0] == 0xEF &&
+	    (unsigned char)l[1] == 0xBB && (unsigned char)l[2] == 0xBF)
+		l += 3; /* a UTF-8 byte order mark */
+	while (end > l && is_space(end[-1]))
+		end--;
+	bool indented = l < end && (*l == ' ' || *l == '\t');
+	while (l < end && is_space(*l))
+		l++;
+	const char *sep = l;
+	while (sep < end && *sep != '=' && *sep != ':')
+		sep++;
+	if (sep == end) {
+		fprintf(p->diag,
+			"%s:%d: %s: expected key = value (a value cannot go on over several "
+			"lines)\n",
+			p->file, p->line,
+			indented ? "an indented line without '='" : "a line without '='");
+		return 0;
+	}
+	const char *ke = sep;
+	while (ke > l && is_space(ke[-1]))
+		ke--;
+	const char *v = sep + 1;
+	while (v < end && is_space(*v))
+		v++;
+	const char *ve = NULL;
+	if (v < end && (*v == '"' || *v == '\'')) {
+		const char *close = memchr(v + 1, *v, (size_t)(end - v - 1));
+		if (!close) {
+			fprintf(p->diag,
+				"%s:%d: [key %.*s] the value opens a quote %c that is never closed\n",
+				p->file, p->line, (int)(ke - l), l, *v);
+			return 0;
+		}
+		const char *after = close + 1;
+		while (after < end && is_space(*after))
+			after++;
+		if (after < end && !((*after == ';' || *after == '#') && is_space(after[-1]))) {
+			fprintf(p->diag,
+				"%s:%d: [key %.*s] text after the closing quote: quote the whole "
+				"value, or none of it\n",
+				p->file, p->line, (int)(ke - l), l);
+			return 0;
+		}
+		ve = close;
+		v++;
+	} else {
+		ve = v;
+		while (ve < end && !((*ve == ';' || *ve == '#') && ve > v && is_space(ve[-1])))
+			ve++;
+		while (ve > v && is_space(ve[-1]))
+			ve--;
+		if (ve > v && (ve[-1] == '"' || ve[-1] == '\'')) {
+			fprintf(p->diag,
+				"%s:%d: [key %.*s] the value ends with a quote %c it does not start "
+				"with\n",
+				p->file, p->line, (int)(ke - l), l, ve[-1]);
+			return 0;
+		}
+	}
+	*key = strndup(l, (size_t)(ke - l));
+	*value = strndup(v, (size_t)(ve - v));
+	if (!*key || !*value) {
+		free(*key);
+		free(*value);
+		return MF_ENOMEM;
+	}
+	return 1;
 }
 
 static struct mf_conf_section *find_section(struct parse *p, const char *name)
@@ -108,19 +206,32 @@ static int handler(void *user, const char *section, const char *name, const char
 		p->errors++;
 		return 1;
 	}
+	(void)value;
+	char *key = NULL, *val = NULL;
+	int rc = raw_key_value(p, &key, &val);
+	if (rc < 0)
+		return 0;
+	if (rc == 0) {
+		p->errors++;
+		return 1;
+	}
 	struct mf_conf_section *s = find_section(p, section);
 	if (!s && !(s = add_section(p, section, p->last_header_line ? p->last_header_line
 								    : p->line)))
-		return 0;
+		goto nomem;
 	struct mf_conf_kv *grown = realloc(s->kv, (s->n + 1) * sizeof(*grown));
 	if (!grown)
-		return 0;
+		goto nomem;
 	s->kv = grown;
 	struct mf_conf_kv *kv = &s->kv[s->n++];
-	kv->key = strdup(name);
-	kv->value = strdup(value ? value : "");
+	kv->key = key;
+	kv->value = val;
 	kv->line = p->line;
-	return kv->key && kv->value;
+	return 1;
+nomem:
+	free(key);
+	free(val);
+	return 0;
 }
 
 void mf_job_free_sections(struct mf_conf_section *sec, size_t nsec)
@@ -140,6 +251,28 @@ int mf_job_parse_ini(const char *file, const char *text, size_t len,
 		     struct mf_conf_section **sec, size_t *nsec, FILE *diag)
 {
 	struct parse p = {.file = file, .text = text, .len = len, .diag = diag};
+	const char *utf16 = mf_text_utf16(text, len);
+	if (utf16) {
+		fprintf(diag,
+			"%s:1: the job file is %s text; save it as UTF-8 (Notepad: Save as, "
+			"Encoding UTF-8; PowerShell: Set-Content -Encoding UTF8) or convert it: "
+			"iconv -f UTF-16 -t UTF-8 %s > job-utf8.ini\n",
+			file, utf16, file);
+		return MF_ECONFIG;
+	}
+	int nline = 1;
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '\n')
+			nline++;
+		else if (text[i] == '\0') {
+			fprintf(diag, "%s:%d: a NUL byte: a job file is text\n", file, nline);
+			p.errors++;
+			while (i + 1 < len && text[i + 1] != '\n')
+				i++;
+		}
+	}
+	if (p.errors)
+		return MF_ECONFIG;
 	int rc = ini_parse_stream(reader, &p, handler, &p);
 	if (rc < 0) {
 		fprintf(diag, "%s: out of memory\n", file);

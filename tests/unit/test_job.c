@@ -137,6 +137,98 @@ TEST(job_missing_required)
 	free(diag);
 }
 
+static int parse_ini(const char *text, size_t len, struct mf_conf_section **sec, size_t *nsec,
+		     char **diag)
+{
+	size_t dl;
+	FILE *d = open_memstream(diag, &dl);
+	int rc = mf_job_parse_ini("job.ini", text, len, sec, nsec, d);
+	fclose(d);
+	return rc;
+}
+
+TEST(jobfile_comments_and_quotes)
+{
+	struct mf_conf_section *sec;
+	size_t nsec;
+	char *diag = NULL;
+	char longv[400];
+	memset(longv, 'x', sizeof(longv) - 1);
+	longv[sizeof(longv) - 1] = '\0';
+	char text[2048];
+	snprintf(text, sizeof(text),
+		 "\xEF\xBB\xBF[sink]\n"
+		 "path = out   # the maildirs\n"
+		 "a = out ; the maildirs\n"
+		 "b = \"my out\"\n"
+		 "c = 'it has # and ; in it'  # comment\n"
+		 "d = pass#word;x\n"
+		 "e = O'Brien\n"
+		 "  f = indented\n"
+		 "g = %s\n"
+		 "h =\n",
+		 longv);
+	CHECK_INT(parse_ini(text, strlen(text), &sec, &nsec, &diag), 0);
+	if (nsec == 1) {
+		CHECK_STR(mf_conf_get(&sec[0], "path", NULL), "out");
+		CHECK_STR(mf_conf_get(&sec[0], "a", NULL), "out");
+		CHECK_STR(mf_conf_get(&sec[0], "b", NULL), "my out");
+		CHECK_STR(mf_conf_get(&sec[0], "c", NULL), "it has # and ; in it");
+		CHECK_STR(mf_conf_get(&sec[0], "d", NULL), "pass#word;x");
+		CHECK_STR(mf_conf_get(&sec[0], "e", NULL), "O'Brien");
+		CHECK_STR(mf_conf_get(&sec[0], "f", NULL), "indented");
+		CHECK_STR(mf_conf_get(&sec[0], "g", NULL), longv);
+		CHECK_STR(mf_conf_get(&sec[0], "h", NULL), "");
+		const struct mf_conf_kv *kv = mf_conf_find(&sec[0], "h");
+		CHECK(kv && kv->line == 10);
+	} else {
+		fprintf(stderr, "%s", diag);
+		CHECK(0);
+	}
+	mf_job_free_sections(sec, nsec);
+	free(diag);
+
+	/* what stays ambiguous is refused, naming the line */
+	const char *bad = "[sink]\n"
+			  "path = \"my out\n"          /* 2: never closed */
+			  "b = my out\"\n"             /* 3: closed, never opened */
+			  "c = \"my\" out\n"          /* 4: text after the quote */
+			  "d = \"a ; b\"\n"           /* 5: fine: quoted */
+			  "e = x\n"
+			  "   continued\n";            /* 7: a continuation line */
+	CHECK_INT(parse_ini(bad, strlen(bad), &sec, &nsec, &diag), MF_ECONFIG);
+	CHECK(strstr(diag, "job.ini:2: [key path] the value opens a quote") != NULL);
+	CHECK(strstr(diag, "job.ini:3: [key b] the value ends with a quote") != NULL);
+	CHECK(strstr(diag, "job.ini:4: [key c] text after the closing quote") != NULL);
+	CHECK(strstr(diag, "job.ini:5") == NULL);
+	CHECK(strstr(diag, "job.ini:7: an indented line without '='") != NULL);
+	free(diag);
+}
+
+TEST(jobfile_utf16)
+{
+	struct mf_conf_section *sec;
+	size_t nsec;
+	char *diag = NULL;
+	const char *ascii = "[job]\r\nname = w\r\n";
+	char buf[128];
+	size_t l = 0;
+	buf[l++] = (char)0xFF;
+	buf[l++] = (char)0xFE;
+	for (const char *p = ascii; *p; p++) {
+		buf[l++] = *p;
+		buf[l++] = 0;
+	}
+	CHECK_INT(parse_ini(buf, l, &sec, &nsec, &diag), MF_ECONFIG);
+	CHECK(strstr(diag, "job.ini:1: the job file is UTF-16LE text") != NULL);
+	CHECK(strstr(diag, "outside any section") == NULL);
+	free(diag);
+	/* without a byte order mark (Out-File in PowerShell 5 writes one; other tools not) */
+	CHECK_INT(parse_ini(buf + 2, l - 2, &sec, &nsec, &diag), MF_ECONFIG);
+	CHECK(strstr(diag, "UTF-16LE") != NULL);
+	free(diag);
+}
+
 static int parse_manifest(const char *text, const char *root, struct mf_unit **u, size_t *n,
 			  enum mf_manifest_kind *kind, char **diag)
 {
@@ -484,6 +576,8 @@ int main(void)
 	RUN(job_errors_name_line_and_key);
 	RUN(job_bad_values);
 	RUN(job_missing_required);
+	RUN(jobfile_comments_and_quotes);
+	RUN(jobfile_utf16);
 	RUN(manifest_pst);
 	RUN(manifest_reports_every_bad_line);
 	RUN(manifest_imap_quoting_and_lines);
