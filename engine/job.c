@@ -2,12 +2,15 @@
 #include "job.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <fnmatch.h>
 #include <ini.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "drivers.h"
 #include "log.h"
@@ -709,6 +712,125 @@ int mf_job_load(const char *path, struct mf_job *job, FILE *diag)
 			if (is_inline_secret(job->sec[i].kv[k].key))
 				warn_if_readable(job->file, "the job file");
 	return 0;
+}
+
+/* Write and remove a file in directory `dir`: access() says yes to root
+ * everywhere, also on read-only mounts and in /proc. 0 or an errno value. */
+static int try_write(const char *dir)
+{
+	char name[PATH_MAX];
+	if (snprintf(name, sizeof(name), "%s/.mailferry-check.%ld", dir, (long)getpid()) >=
+	    (int)sizeof(name))
+		return ENAMETOOLONG;
+	int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno;
+	close(fd);
+	unlink(name);
+	return 0;
+}
+
+/* Can directory `path` be written, or created (its nearest existing
+ * ancestor writable)? 0, or an errno value with *where set to the directory
+ * that failed. */
+static int dir_writable(const char *path, char **where)
+{
+	char *p = strdup(path);
+	if (!p)
+		return ENOMEM;
+	struct stat st;
+	for (;;) {
+		if (stat(p, &st) == 0) {
+			int e = !S_ISDIR(st.st_mode) ? ENOTDIR : try_write(p);
+			if (e)
+				*where = p;
+			else
+				free(p);
+			return e;
+		}
+		if (errno != ENOENT) {
+			*where = p;
+			return errno;
+		}
+		char *slash = strrchr(p, '/');
+		if (!slash || slash == p) {
+			*where = p;
+			return ENOENT;
+		}
+		*slash = '\0';
+	}
+}
+
+static int check_dir_key(const struct mf_conf_section *s, const char *key, bool out,
+			 FILE *diag)
+{
+	struct mf_err err = {0};
+	char *path = NULL, *where = NULL;
+	if (mf_conf_path(s, key, NULL, &path, &err) < 0) {
+		fprintf(diag, "%s\n", err.msg);
+		return 1;
+	}
+	if (!path)
+		return 0;
+	int errors = 0;
+	struct stat st;
+	if (!out) {
+		if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode) || access(path, R_OK | X_OK) < 0) {
+			int e = errno;
+			mf_conf_error(s, key, &err, "%s: %s", path,
+				      stat(path, &st) == 0 && !S_ISDIR(st.st_mode)
+					  ? "not a directory"
+					  : strerror(e));
+			fprintf(diag, "%s\n", err.msg);
+			errors++;
+		}
+	} else {
+		int e = dir_writable(path, &where);
+		if (e) {
+			if (strcmp(where, path) == 0)
+				mf_conf_error(s, key, &err, "cannot write into %s: %s", path,
+					      strerror(e));
+			else
+				mf_conf_error(s, key, &err, "cannot create %s: %s: %s", path, where,
+					      strerror(e));
+			fprintf(diag, "%s\n", err.msg);
+			errors++;
+		}
+	}
+	free(where);
+	free(path);
+	return errors;
+}
+
+int mf_job_check_paths(const struct mf_job *job, FILE *diag)
+{
+	int errors = 0;
+	const char *const *keys[] = {job->src ? job->src->dir_keys : NULL,
+				     job->snk ? job->snk->dir_keys : NULL};
+	const char *names[] = {"source", "sink"};
+	for (size_t t = 0; t < 2; t++) {
+		const struct mf_conf_section *s = section(job, names[t]);
+		for (size_t i = 0; s && keys[t] && keys[t][i]; i++)
+			errors += check_dir_key(s, keys[t][i], t == 1, diag);
+	}
+	/* the state database's directory is made by run */
+	char *dir = job->state_path ? strdup(job->state_path) : NULL, *where = NULL;
+	if (dir) {
+		char *slash = strrchr(dir, '/');
+		if (slash && slash != dir)
+			*slash = '\0';
+		int e = dir_writable(dir, &where);
+		if (e) {
+			const struct mf_conf_section *js = section(job, "job");
+			const struct mf_conf_kv *kv = mf_conf_find(js, "state");
+			fprintf(diag, "%s:%d: [job] state: cannot create %s: %s: %s\n", job->file,
+				kv ? kv->line : 0, job->state_path, where, strerror(e));
+			errors++;
+		}
+	}
+	free(dir);
+	free(where);
+	return errors ? MF_ECONFIG : 0;
 }
 
 void mf_job_free(struct mf_job *job)

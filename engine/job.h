@@ -63,6 +63,12 @@ struct mf_job {
 int mf_job_load(const char *path, struct mf_job *job, FILE *diag);
 void mf_job_free(struct mf_job *job);
 
+/* Before a run: every directory the drivers' dir_keys name, and the state
+ * database's directory, can be read (source) or written (sink). Each
+ * problem is one line on diag naming file:line and the key; MF_ECONFIG
+ * then. */
+int mf_job_check_paths(const struct mf_job *job, FILE *diag);
+
 /* Parse job file text only (no drivers, no manifest): the sections with
  * their keys and lines. For fuzzing and tests. Returns 0 or MF_ECONFIG with
  * lines written to diag. */

@@ -40,6 +40,10 @@ struct mf_sink_caps {
 struct mf_sink_ops {
 	const char *name;               /* the [sink] type = value */
 	const struct mf_conf_key *keys; /* keys accepted in [sink] ("type" is implied) */
+	/* Optional: the keys (NULL-terminated) that name directories the sink
+	 * writes into or creates; `mailferry run` checks them before anything
+	 * runs (the directory or its nearest existing parent writable). */
+	const char *const *dir_keys;
 
 	int (*configure)(const struct mf_conf_section *sec, void **cfg, struct mf_err *err);
 	void (*free_config)(void *cfg);

@@ -945,6 +945,7 @@ static int md_hashes(void *snkv, void *fhv, int (*cb)(void *arg, const char *has
 const struct mf_sink_ops mf_sink_maildir = {
     .name = "maildir",
     .keys = md_keys,
+    .dir_keys = (const char *const[]){"path", "archive_path", NULL},
     .configure = md_configure,
     .free_config = md_free_config,
     .caps = md_caps,
