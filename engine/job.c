@@ -7,8 +7,10 @@
 #include <fnmatch.h>
 #include <ini.h>
 #include <libgen.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,6 +31,9 @@ static const struct mf_conf_key job_keys[] = {
 	{"tnef", false, "decode | keep: what to do with winmail.dat (default decode)"},
 	{"max_line", false, "longest line sent to the sink (default: the sink's limit)"},
 	{"drop_read_receipts", false, "drop Disposition-Notification-To (default no)"},
+	{"archive_folder", false,
+	 "IsArchive rows go into this folder of the primary mailbox (default: into the "
+	 "mailbox's archive, where the sink has one)"},
 	{NULL, false, NULL},
 };
 
@@ -398,6 +403,8 @@ static void list_names(char *buf, size_t size, bool sources)
 	}
 }
 
+static char *trim_path(const char *s, size_t len);
+
 static int load_job_section(struct mf_job *job, FILE *diag)
 {
 	const struct mf_conf_section *s = section(job, "job");
@@ -448,6 +455,16 @@ static int load_job_section(struct mf_job *job, FILE *diag)
 		errors++;
 	}
 	job->norm.max_line = (size_t)v;
+	const char *af = mf_conf_get(s, "archive_folder", NULL);
+	if (af) {
+		if (!(job->archive_folder = trim_path(af, strlen(af)))) {
+			errors++;
+		} else if (!*job->archive_folder) {
+			mf_conf_error(s, "archive_folder", &err, "empty folder name");
+			fprintf(diag, "%s\n", err.msg);
+			errors++;
+		}
+	}
 	return errors;
 }
 
@@ -597,6 +614,119 @@ static void warn_if_readable(const char *path, const char *what)
 		       path, what);
 }
 
+/* IsArchive rows: into the mailbox's archive where the sink has one
+ * (caps.archive_rows), into [job] archive_folder of the primary mailbox
+ * when that is set, else refused, every row named: archive content never
+ * lands in the primary mailbox unasked. The unit key says where the row
+ * goes, so that moving it elsewhere later copies it there instead of
+ * taking the old place's state for the new one. */
+static int place_archive_rows(struct mf_job *job, FILE *diag)
+{
+	int refused = 0;
+	for (size_t i = 0; i < job->nunits; i++) {
+		struct mf_unit *u = &job->units[i];
+		if (!u->is_archive)
+			continue;
+		if (!job->archive_folder && !job->caps.archive_rows) {
+			fprintf(diag,
+				"%s:%d: IsArchive=TRUE for %s, but [sink] type = %s cannot write "
+				"into an archive mailbox\n",
+				job->manifest_path, u->line, u->mailbox, job->snk->name);
+			refused++;
+			continue;
+		}
+		u->to_archive = !job->archive_folder;
+		struct mf_buf id = {0};
+		if (mf_buf_printf(&id, "%s:archive%s%s", u->id, job->archive_folder ? ":" : "",
+				  job->archive_folder ? job->archive_folder : "") < 0) {
+			mf_buf_free(&id);
+			return MF_ENOMEM;
+		}
+		free(u->id);
+		u->id = id.data;
+	}
+	if (refused) {
+		fprintf(diag,
+			"%s: %d archive row%s refused. Either stage the PST files for Microsoft's "
+			"import service, which takes IsArchive ([sink] type = azure-blob, upload = "
+			"pst-files), or put archive rows into a folder of the primary mailbox "
+			"([job] archive_folder = Online Archive)\n",
+			job->file, refused, refused == 1 ? " was" : "s were");
+		return MF_ECONFIG;
+	}
+	return 0;
+}
+
+/* Older versions kept the mailbox in the unit key as the manifest spelled
+ * it. A unit whose key the state database holds in another case of the
+ * mailbox takes that stored key, so that its state (and the idempotency
+ * keys derived from it) is found again. Read-only; a database that cannot
+ * be read is left to mf_ckpt_open to report. */
+static int adopt_state_keys(struct mf_job *job)
+{
+	struct stat st;
+	if (!job->state_path || stat(job->state_path, &st) < 0)
+		return 0;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	int rc = 0;
+	if (sqlite3_open_v2(job->state_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "SELECT ukey, mailbox FROM unit WHERE mailbox <> lower(mailbox)"
+			       " ORDER BY id",
+			       -1, &q, NULL) != SQLITE_OK)
+		goto out;
+	bool *adopted = calloc(job->nunits ? job->nunits : 1, sizeof(bool));
+	if (!adopted) {
+		rc = MF_ENOMEM;
+		goto out;
+	}
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		const char *ukey = (const char *)sqlite3_column_text(q, 0);
+		const char *mbox = (const char *)sqlite3_column_text(q, 1);
+		if (!ukey || !mbox)
+			continue;
+		size_t kl = strlen(ukey), ml = strlen(mbox);
+		for (size_t i = 0; i < job->nunits; i++) {
+			struct mf_unit *u = &job->units[i];
+			size_t at = u->id_mailbox_at, ul = strlen(u->mailbox);
+			if (adopted[i] || strlen(u->id) != kl || ul != ml || at + ml > kl ||
+			    strcasecmp(u->mailbox, mbox) != 0 || memcmp(u->id, ukey, at) != 0 ||
+			    strncasecmp(u->id + at, ukey + at, ml) != 0 ||
+			    strcmp(u->id + at + ml, ukey + at + ml) != 0)
+				continue;
+			/* a row under the canonical key itself wins */
+			sqlite3_stmt *x = NULL;
+			bool exact = sqlite3_prepare_v2(db, "SELECT 1 FROM unit WHERE ukey=?1", -1, &x,
+							NULL) == SQLITE_OK &&
+				     sqlite3_bind_text(x, 1, u->id, -1, SQLITE_STATIC) == SQLITE_OK &&
+				     sqlite3_step(x) == SQLITE_ROW;
+			sqlite3_finalize(x);
+			if (exact) {
+				adopted[i] = true;
+				continue;
+			}
+			char *key = strdup(ukey);
+			if (!key) {
+				rc = MF_ENOMEM;
+				break;
+			}
+			mf_log(MF_LOG_INFO,
+			       "event=state-key-adopted mailbox=%s key=\"%s\" what=\"the state "
+			       "database has this row with the mailbox spelt %s\"",
+			       u->mailbox, key, mbox);
+			free(u->id);
+			u->id = key;
+			adopted[i] = true;
+		}
+	}
+	free(adopted);
+out:
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return rc;
+}
+
 int mf_job_load(const char *path, struct mf_job *job, FILE *diag)
 {
 	memset(job, 0, sizeof(*job));
@@ -705,6 +835,11 @@ int mf_job_load(const char *path, struct mf_job *job, FILE *diag)
 				   : "an IMAP migration CSV (EmailAddress,UserName,Password)");
 		return MF_ECONFIG;
 	}
+	rc = place_archive_rows(job, diag);
+	if (rc < 0)
+		return rc;
+	if (adopt_state_keys(job) < 0)
+		return MF_ENOMEM;
 	if (kind == MF_MANIFEST_IMAP)
 		warn_if_readable(job->manifest_path, "the manifest");
 	for (size_t i = 0; i < job->nsec; i++)
@@ -857,6 +992,7 @@ void mf_job_free(struct mf_job *job)
 	free(job->name);
 	free(job->state_path);
 	free(job->manifest_path);
+	free(job->archive_folder);
 	memset(job, 0, sizeof(*job));
 }
 
@@ -1001,8 +1137,12 @@ int mf_job_target_folder(const struct mf_job *job, const struct mf_unit *unit,
 	/* TargetRootFolder (PST jobs): "" -> under "Imported", "/" -> merged
 	 * into the top level, "/X" -> under X. IMAP jobs merge. */
 	mf_path_init(target);
+	if (unit->is_archive && job->archive_folder) {
+		rc = path_from_slashes(target, job->archive_folder);
+		*role = MF_ROLE_NONE;
+	}
 	const char *root = unit->pst_path ? (unit->target_root ? unit->target_root : "") : "/";
-	if (strcmp(root, "/") != 0) {
+	if (rc == 0 && strcmp(root, "/") != 0) {
 		rc = path_from_slashes(target, *root ? root : "Imported");
 		*role = MF_ROLE_NONE;
 	}

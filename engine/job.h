@@ -42,6 +42,8 @@ struct mf_job {
 	unsigned parallel;
 	uint64_t inflight_bytes; /* cap on message bytes held by all workers */
 	unsigned batch;          /* messages per checkpoint batch */
+	char *archive_folder;    /* IsArchive rows into this folder of the primary
+	                            mailbox ('/'-separated), or NULL */
 	struct mf_norm_opts norm;
 
 	struct mf_folder_rules rules;

@@ -297,7 +297,7 @@ int mf_report(struct mf_job *job, const char *format)
 		json_str(job->name);
 		fputs(",\"mailboxes\":[", stdout);
 	} else {
-		puts("mailbox,source,state,folders,messages_stored,bytes_stored,skipped,"
+		puts("mailbox,source,archive,state,folders,messages_stored,bytes_stored,skipped,"
 		     "skipped_by_reason,failed,in_doubt,changes,started,finished,runs,error_class,"
 		     "error");
 	}
@@ -313,6 +313,7 @@ int mf_report(struct mf_job *job, const char *format)
 			json_str(u->mailbox);
 			fputs(",\"source\":", stdout);
 			json_str(u->source);
+			printf(",\"archive\":%s", job->units[i].is_archive ? "true" : "false");
 			fputs(",\"state\":", stdout);
 			json_str(u->state);
 			printf(",\"folders\":%lld,\"messages_stored\":%lld,\"bytes_stored\":%lld,"
@@ -347,7 +348,7 @@ int mf_report(struct mf_job *job, const char *format)
 			csv_field(u->mailbox);
 			putchar(',');
 			csv_field(u->source);
-			putchar(',');
+			printf(",%s,", job->units[i].is_archive ? "TRUE" : "FALSE");
 			csv_field(u->state);
 			printf(",%lld,%lld,%lld,%lld,", (long long)u->folders, (long long)u->stored,
 			       (long long)u->stored_bytes, (long long)u->skipped);

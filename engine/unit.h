@@ -21,6 +21,8 @@ struct mf_unit {
 	char *pst_relpath; /* FilePath/Name as in the manifest, '/'-separated */
 	char *target_root; /* TargetRootFolder as written ("" / "/" / "/X") */
 	bool is_archive;   /* IsArchive=TRUE: for the mailbox's archive */
+	bool to_archive;   /* sinks: open the mailbox's archive, not its primary
+	                      (is_archive, and no [job] archive_folder) */
 	int codepage;      /* ContentCodePage (a Windows code page), 0 if empty:
 	                      overrides [source] codepage for this PST */
 
