@@ -883,7 +883,7 @@ static int dir_writable(const char *path, char **where)
 				free(p);
 			return e;
 		}
-		if (errno != ENOENT) {
+		if (errno != ENOENT && errno != ENOTDIR) {
 			*where = p;
 			return errno;
 		}
