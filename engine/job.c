@@ -279,8 +279,7 @@ int mf_job_parse_ini(const char *file, const char *text, size_t len,
 				i++;
 		}
 	}
-	if (p.errors)
-		return MF_ECONFIG;
+	/* go on: the parse below names the other bad lines as well */
 	int rc = ini_parse_stream(reader, &p, handler, &p);
 	if (rc < 0) {
 		fprintf(diag, "%s: out of memory\n", file);
