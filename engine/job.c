@@ -158,7 +158,8 @@ static int raw_key_value(struct parse *p, char **key, char **value)
 		v++;
 	} else {
 		ve = v;
-		while (ve < end && !((*ve == ';' || *ve == '#') && ve > v && is_space(ve[-1])))
+		/* the blank after '=' counts: "key =   # note" is empty */
+		while (ve < end && !((*ve == ';' || *ve == '#') && ve > sep + 1 && is_space(ve[-1])))
 			ve++;
 		while (ve > v && is_space(ve[-1]))
 			ve--;

@@ -166,7 +166,9 @@ TEST(jobfile_comments_and_quotes)
 		 "e = O'Brien\n"
 		 "  f = indented\n"
 		 "g = %s\n"
-		 "h =\n",
+		 "h =\n"
+		 "i =   # nothing\n"
+		 "j =#x\n",
 		 longv);
 	CHECK_INT(parse_ini(text, strlen(text), &sec, &nsec, &diag), 0);
 	if (nsec == 1) {
@@ -179,6 +181,8 @@ TEST(jobfile_comments_and_quotes)
 		CHECK_STR(mf_conf_get(&sec[0], "f", NULL), "indented");
 		CHECK_STR(mf_conf_get(&sec[0], "g", NULL), longv);
 		CHECK_STR(mf_conf_get(&sec[0], "h", NULL), "");
+		CHECK_STR(mf_conf_get(&sec[0], "i", NULL), "");
+		CHECK_STR(mf_conf_get(&sec[0], "j", NULL), "#x");
 		const struct mf_conf_kv *kv = mf_conf_find(&sec[0], "h");
 		CHECK(kv && kv->line == 10);
 	} else {
@@ -480,6 +484,66 @@ TEST(manifest_content_code_page)
 	free(diag);
 }
 
+static void folder_with(struct mf_folder *f, const char *a, const char *b, enum mf_role role);
+
+TEST(job_archive_rows)
+{
+	struct mf_job job;
+	char *diag = NULL;
+	char job_text[1024];
+	const char *csv = "Workload,FilePath,Name,Mailbox,IsArchive,TargetRootFolder\n"
+			  "Exchange,,a.pst,ann@x.com,FALSE,/\n"
+			  "Exchange,,b.pst,ann@x.com,TRUE,/\n";
+	snprintf(job_text, sizeof(job_text),
+		 "[job]\nname = a\nstate = s.db\nmanifest = m.csv\n%s"
+		 "[source]\ntype = pst\nroot = %s\n[sink]\ntype = maildir\npath = out\n",
+		 "", tmpdir);
+	int rc = load(job_text, csv, &diag, &job);
+	CHECK_INT(rc, 0);
+	if (rc == 0 && job.nunits == 2) {
+		CHECK(!job.units[0].to_archive);
+		CHECK(job.units[1].is_archive && job.units[1].to_archive);
+		CHECK(strstr(job.units[1].id, ":archive") != NULL);
+		CHECK(strcmp(job.units[0].id, job.units[1].id) != 0);
+	} else {
+		fprintf(stderr, "%s", diag);
+	}
+	mf_job_free(&job);
+	free(diag);
+
+	/* [job] archive_folder: into that folder of the primary mailbox */
+	snprintf(job_text, sizeof(job_text),
+		 "[job]\nname = a\nstate = s.db\nmanifest = m.csv\n%s"
+		 "[source]\ntype = pst\nroot = %s\n[sink]\ntype = maildir\npath = out\n",
+		 "archive_folder = /Online Archive/  # here\n", tmpdir);
+	rc = load(job_text, csv, &diag, &job);
+	CHECK_INT(rc, 0);
+	if (rc == 0 && job.nunits == 2) {
+		CHECK(!job.units[1].to_archive);
+		CHECK_STR(job.archive_folder, "Online Archive");
+		struct mf_folder f;
+		struct mf_path t;
+		enum mf_role role;
+		folder_with(&f, "Inbox", NULL, MF_ROLE_INBOX);
+		CHECK_INT(mf_job_target_folder(&job, &job.units[1], &f, &t, &role), 1);
+		char *p = mf_path_join(&t, "/");
+		CHECK_STR(p, "Online Archive/Inbox");
+		CHECK_INT(role, MF_ROLE_NONE);
+		free(p);
+		mf_path_free(&t);
+		CHECK_INT(mf_job_target_folder(&job, &job.units[0], &f, &t, &role), 1);
+		p = mf_path_join(&t, "/");
+		CHECK_STR(p, "Inbox");
+		free(p);
+		mf_path_free(&t);
+		mf_path_free(&f.path);
+	} else {
+		fprintf(stderr, "%s", diag);
+	}
+	mf_job_free(&job);
+	free(diag);
+}
+
 static void folder_with(struct mf_folder *f, const char *a, const char *b, enum mf_role role)
 {
 	memset(f, 0, sizeof(*f));
@@ -587,6 +651,7 @@ int main(void)
 	RUN(manifest_mailbox_case_insensitive);
 	RUN(manifest_content_code_page);
 	RUN(target_folder_mapping);
+	RUN(job_archive_rows);
 	RUN(path_keys_roundtrip);
 	return test_done();
 }
