@@ -650,7 +650,8 @@ static int place_archive_rows(struct mf_job *job, FILE *diag)
 			"%s: %d archive row%s refused. Either stage the PST files for Microsoft's "
 			"import service, which takes IsArchive ([sink] type = azure-blob, upload = "
 			"pst-files), or put archive rows into a folder of the primary mailbox "
-			"([job] archive_folder = Online Archive)\n",
+			"([job] archive_folder = Online Archive); an IMAP target with archives as "
+			"logins of their own takes [sink] archive_login = archive-{mailbox}\n",
 			job->file, refused, refused == 1 ? " was" : "s were");
 		return MF_ECONFIG;
 	}

@@ -252,4 +252,42 @@ check "the archive rows are under 'Online Archive' in the primary" \
 check_eq "and only there: the rest is the primary PST" \
   "$(find "$A/out/ann@example.com" -path '*/.Online Archive*' -prune -o -type f -path '*/cur/*' -print | wc -l)" "$p0"
 
+# IMAP sink: archive_login names the archive's login; the rows go there
+. "$MF_SRC/tests/lib/dovecot.sh"
+if dovecot_available; then
+  D=$T/dovecot
+  DP=$(dovecot_free_port 13143)
+  dovecot_start "$D" "$DP" / || skip "cannot start dovecot"
+  on_exit "dovecot_stop '$D'"
+  dovecot_add_user "$D" ann@example.org tpw
+  dovecot_add_user "$D" archive-ann@example.org tpw
+  I=$T/imaparch
+  mkdir -p "$I"
+  sed 's/ann@example.com/ann@example.org/' "$J/manifest.csv" >"$I/manifest.csv"
+  cat >"$I/job.ini" <<EOF
+[job]
+name = ia
+state = state/ia.db
+manifest = manifest.csv
+[source]
+type = pst
+root = $PST
+[sink]
+type = imap
+host = 127.0.0.1
+port = $DP
+tls = none
+auth = plain
+password = tpw
+archive_login = archive-{mailbox}   # the archive is a login of its own here
+EOF
+  out=$(run run "$I/job.ini" 2>&1) && rc=0 || rc=$?
+  check_eq "IMAP sink with archive_login: exit 0" "$rc" 0
+  check_eq "the archive login holds the archive PST" \
+    "$(dovecot_dump "$DP" archive-ann@example.org tpw | wc -l)" "$n_archive"
+  check_eq "the primary holds only the primary PST" "$(dovecot_dump "$DP" ann@example.org tpw | wc -l)" "$p0"
+else
+  echo "# dovecot not installed: IMAP archive_login part skipped"
+fi
+
 finish
