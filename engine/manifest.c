@@ -506,6 +506,13 @@ int mf_manifest_parse(const char *file, const char *text, size_t len, const char
 	int bad = 0;
 	for (size_t i = 1; i < r.nrows; i++) {
 		const struct row *row = &r.rows[i];
+		/* ",,,,,,,,," is what Excel writes for rows that only have a
+		 * format: no data, so no row */
+		bool empty = !row->too_many && !row->newline;
+		for (size_t k = 0; k < row->n && empty; k++)
+			empty = row->f[k][strspn(row->f[k], " \t\r")] == '\0';
+		if (empty)
+			continue;
 		if (row->newline) {
 			fprintf(diag,
 				"%s:%d: a quoted field runs over a line end (to line %d): no "

@@ -426,8 +426,8 @@ TEST(manifest_encodings_and_separators)
 	CHECK_INT(parse_bytes(tab, strlen(tab), &u, &n, &diag), MF_ECONFIG);
 	CHECK(strstr(diag, "separated by tabs") != NULL);
 	free(diag);
-	/* a UTF-8 byte order mark is simply accepted */
-	const char *bom = "\xEF\xBB\xBF" "EmailAddress,UserName,Password\na@x.com,a,pw\n";
+	/* a UTF-8 byte order mark is simply accepted, and so are Excel's empty rows */
+	const char *bom = "\xEF\xBB\xBF" "EmailAddress,UserName,Password\na@x.com,a,pw\n,,\n";
 	CHECK_INT(parse_bytes(bom, strlen(bom), &u, &n, &diag), 0);
 	CHECK_INT(n, 1);
 	mf_units_free(u, n);
