@@ -33,11 +33,14 @@ struct mf_sink_caps {
 	bool needs_date;            /* takes the date from the Date header */
 	bool whole_files;           /* takes each unit's source file whole (PST
 	                               import staging): see upload_file */
-	bool archive_rows;          /* takes IsArchive rows (unit->is_archive)
-	                               into the mailbox's archive, apart from the
-	                               primary mailbox; without it the engine
-	                               refuses such rows before anything runs
-	                               unless [job] archive_folder is set */
+	bool archive_rows;          /* takes IsArchive rows: for a unit with
+	                               to_archive set, open() (and check,
+	                               open_read) reach the mailbox's archive,
+	                               never its primary. Without it the engine
+	                               refuses IsArchive rows before anything
+	                               runs, unless [job] archive_folder sends
+	                               them to a folder of the primary (then
+	                               to_archive is false) */
 };
 
 #define MF_SINK_ID_MAX 256
