@@ -2,12 +2,17 @@
 #include "job.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <fnmatch.h>
 #include <ini.h>
 #include <libgen.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "drivers.h"
 #include "log.h"
@@ -27,6 +32,9 @@ static const struct mf_conf_key job_keys[] = {
 	{"max_line", false, "longest line sent to the sink (default: the sink's limit)"},
 	{"drop_read_receipts", false, "drop Disposition-Notification-To (default no)"},
 	{"max_message_mb", false, "larger messages are skipped and reported, for any sink (default: the sink's limit)"},
+	{"archive_folder", false,
+	 "IsArchive rows go into this folder of the primary mailbox (default: into the "
+	 "mailbox's archive, where the sink has one)"},
 	{NULL, false, NULL},
 };
 
@@ -43,6 +51,7 @@ struct parse {
 	const char *file;
 	const char *text;
 	size_t len, pos;
+	size_t line_off, line_len; /* the raw line inih is looking at */
 	int line;
 	int errors;
 	FILE *diag;
@@ -52,20 +61,27 @@ struct parse {
 };
 
 /* ini_reader over a buffer that counts lines and notes section headers, so
- * the handler knows where each key was written. */
+ * the handler knows where each key was written. inih sees at most num - 1
+ * bytes of a line (its buffer is small); the handler reads the key and the
+ * value from the whole raw line, so long values are never cut. */
 static char *reader(char *str, int num, void *stream)
 {
 	struct parse *p = stream;
 	if (p->pos >= p->len || num < 2)
 		return NULL;
+	size_t e = p->pos;
+	while (e < p->len && p->text[e] != '\n')
+		e++;
+	p->line_off = p->pos;
+	p->line_len = e - p->pos;
 	size_t n = 0;
-	while (p->pos < p->len && n + 1 < (size_t)num) {
-		char c = p->text[p->pos++];
+	while (n < p->line_len && n + 2 < (size_t)num) {
+		char c = p->text[p->pos + n];
 		str[n++] = c == '\0' ? ' ' : c;
-		if (c == '\n')
-			break;
 	}
+	str[n++] = '\n';
 	str[n] = '\0';
+	p->pos = e < p->len ? e + 1 : e;
 	p->line++;
 	const char *s = str;
 	while (*s == ' ' || *s == '\t')
@@ -73,6 +89,97 @@ static char *reader(char *str, int num, void *stream)
 	if (*s == '[')
 		p->last_header_line = p->line;
 	return str;
+}
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* The key and the value of the current raw line, by the rules the README
+ * gives ("Job file syntax"):
+ *   - key and value are separated by the first '=' (or ':');
+ *   - a ';' or '#' after whitespace starts a comment (inih's inline comment
+ *     prefix ';', and '#' as well);
+ *   - a value that starts with a quote (" or ') ends at the same quote; the
+ *     quotes are not part of it and inside them ';' and '#' are text; after
+ *     the closing quote only whitespace or a comment may follow;
+ *   - a value that ends with a quote it did not start with, or opens one it
+ *     does not close, is refused: it is not clear what was meant.
+ * Returns 1 with *key and *value malloc'd, 0 after writing an error to diag,
+ * MF_ENOMEM. */
+static int raw_key_value(struct parse *p, char **key, char **value)
+{
+	const char *l = p->text + p->line_off, *end = l + p->line_len;
+	if (p->line_off == 0 && p->line_len >= 3 && (unsigned char)l[0] == 0xEF &&
+	    (unsigned char)l[1] == 0xBB && (unsigned char)l[2] == 0xBF)
+		l += 3; /* a UTF-8 byte order mark */
+	while (end > l && is_space(end[-1]))
+		end--;
+	bool indented = l < end && (*l == ' ' || *l == '\t');
+	while (l < end && is_space(*l))
+		l++;
+	const char *sep = l;
+	while (sep < end && *sep != '=' && *sep != ':')
+		sep++;
+	if (sep == end) {
+		fprintf(p->diag,
+			"%s:%d: %s: expected key = value (a value cannot go on over several "
+			"lines)\n",
+			p->file, p->line,
+			indented ? "an indented line without '='" : "a line without '='");
+		return 0;
+	}
+	const char *ke = sep;
+	while (ke > l && is_space(ke[-1]))
+		ke--;
+	const char *v = sep + 1;
+	while (v < end && is_space(*v))
+		v++;
+	const char *ve = NULL;
+	if (v < end && (*v == '"' || *v == '\'')) {
+		const char *close = memchr(v + 1, *v, (size_t)(end - v - 1));
+		if (!close) {
+			fprintf(p->diag,
+				"%s:%d: [key %.*s] the value opens a quote %c that is never closed\n",
+				p->file, p->line, (int)(ke - l), l, *v);
+			return 0;
+		}
+		const char *after = close + 1;
+		while (after < end && is_space(*after))
+			after++;
+		if (after < end && !((*after == ';' || *after == '#') && is_space(after[-1]))) {
+			fprintf(p->diag,
+				"%s:%d: [key %.*s] text after the closing quote: quote the whole "
+				"value, or none of it\n",
+				p->file, p->line, (int)(ke - l), l);
+			return 0;
+		}
+		ve = close;
+		v++;
+	} else {
+		ve = v;
+		/* the blank after '=' counts: "key =   # note" is empty */
+		while (ve < end && !((*ve == ';' || *ve == '#') && ve > sep + 1 && is_space(ve[-1])))
+			ve++;
+		while (ve > v && is_space(ve[-1]))
+			ve--;
+		if (ve > v && (ve[-1] == '"' || ve[-1] == '\'')) {
+			fprintf(p->diag,
+				"%s:%d: [key %.*s] the value ends with a quote %c it does not start "
+				"with\n",
+				p->file, p->line, (int)(ke - l), l, ve[-1]);
+			return 0;
+		}
+	}
+	*key = strndup(l, (size_t)(ke - l));
+	*value = strndup(v, (size_t)(ve - v));
+	if (!*key || !*value) {
+		free(*key);
+		free(*value);
+		return MF_ENOMEM;
+	}
+	return 1;
 }
 
 static struct mf_conf_section *find_section(struct parse *p, const char *name)
@@ -109,19 +216,32 @@ static int handler(void *user, const char *section, const char *name, const char
 		p->errors++;
 		return 1;
 	}
+	(void)value;
+	char *key = NULL, *val = NULL;
+	int rc = raw_key_value(p, &key, &val);
+	if (rc < 0)
+		return 0;
+	if (rc == 0) {
+		p->errors++;
+		return 1;
+	}
 	struct mf_conf_section *s = find_section(p, section);
 	if (!s && !(s = add_section(p, section, p->last_header_line ? p->last_header_line
 								    : p->line)))
-		return 0;
+		goto nomem;
 	struct mf_conf_kv *grown = realloc(s->kv, (s->n + 1) * sizeof(*grown));
 	if (!grown)
-		return 0;
+		goto nomem;
 	s->kv = grown;
 	struct mf_conf_kv *kv = &s->kv[s->n++];
-	kv->key = strdup(name);
-	kv->value = strdup(value ? value : "");
+	kv->key = key;
+	kv->value = val;
 	kv->line = p->line;
-	return kv->key && kv->value;
+	return 1;
+nomem:
+	free(key);
+	free(val);
+	return 0;
 }
 
 void mf_job_free_sections(struct mf_conf_section *sec, size_t nsec)
@@ -141,6 +261,27 @@ int mf_job_parse_ini(const char *file, const char *text, size_t len,
 		     struct mf_conf_section **sec, size_t *nsec, FILE *diag)
 {
 	struct parse p = {.file = file, .text = text, .len = len, .diag = diag};
+	const char *utf16 = mf_text_utf16(text, len);
+	if (utf16) {
+		fprintf(diag,
+			"%s:1: the job file is %s text; save it as UTF-8 (Notepad: Save as, "
+			"Encoding UTF-8; PowerShell: Set-Content -Encoding UTF8) or convert it: "
+			"iconv -f UTF-16 -t UTF-8 %s > job-utf8.ini\n",
+			file, utf16, file);
+		return MF_ECONFIG;
+	}
+	int nline = 1;
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '\n')
+			nline++;
+		else if (text[i] == '\0') {
+			fprintf(diag, "%s:%d: a NUL byte: a job file is text\n", file, nline);
+			p.errors++;
+			while (i + 1 < len && text[i + 1] != '\n')
+				i++;
+		}
+	}
+	/* go on: the parse below names the other bad lines as well */
 	int rc = ini_parse_stream(reader, &p, handler, &p);
 	if (rc < 0) {
 		fprintf(diag, "%s: out of memory\n", file);
@@ -263,6 +404,8 @@ static void list_names(char *buf, size_t size, bool sources)
 	}
 }
 
+static char *trim_path(const char *s, size_t len);
+
 static int load_job_section(struct mf_job *job, FILE *diag)
 {
 	const struct mf_conf_section *s = section(job, "job");
@@ -318,6 +461,16 @@ static int load_job_section(struct mf_job *job, FILE *diag)
 		errors++;
 	}
 	job->max_message_bytes = v << 20;
+	const char *af = mf_conf_get(s, "archive_folder", NULL);
+	if (af) {
+		if (!(job->archive_folder = trim_path(af, strlen(af)))) {
+			errors++;
+		} else if (!*job->archive_folder) {
+			mf_conf_error(s, "archive_folder", &err, "empty folder name");
+			fprintf(diag, "%s\n", err.msg);
+			errors++;
+		}
+	}
 	return errors;
 }
 
@@ -467,6 +620,120 @@ static void warn_if_readable(const char *path, const char *what)
 		       path, what);
 }
 
+/* IsArchive rows: into the mailbox's archive where the sink has one
+ * (caps.archive_rows), into [job] archive_folder of the primary mailbox
+ * when that is set, else refused, every row named: archive content never
+ * lands in the primary mailbox unasked. The unit key says where the row
+ * goes, so that moving it elsewhere later copies it there instead of
+ * taking the old place's state for the new one. */
+static int place_archive_rows(struct mf_job *job, FILE *diag)
+{
+	int refused = 0;
+	for (size_t i = 0; i < job->nunits; i++) {
+		struct mf_unit *u = &job->units[i];
+		if (!u->is_archive)
+			continue;
+		if (!job->archive_folder && !job->caps.archive_rows) {
+			fprintf(diag,
+				"%s:%d: IsArchive=TRUE for %s, but [sink] type = %s cannot write "
+				"into an archive mailbox\n",
+				job->manifest_path, u->line, u->mailbox, job->snk->name);
+			refused++;
+			continue;
+		}
+		u->to_archive = !job->archive_folder;
+		struct mf_buf id = {0};
+		if (mf_buf_printf(&id, "%s:archive%s%s", u->id, job->archive_folder ? ":" : "",
+				  job->archive_folder ? job->archive_folder : "") < 0) {
+			mf_buf_free(&id);
+			return MF_ENOMEM;
+		}
+		free(u->id);
+		u->id = id.data;
+	}
+	if (refused) {
+		fprintf(diag,
+			"%s: %d archive row%s refused. Either stage the PST files for Microsoft's "
+			"import service, which takes IsArchive ([sink] type = azure-blob, upload = "
+			"pst-files), or put archive rows into a folder of the primary mailbox "
+			"([job] archive_folder = Online Archive); an IMAP target with archives as "
+			"logins of their own takes [sink] archive_login = archive-{mailbox}\n",
+			job->file, refused, refused == 1 ? " was" : "s were");
+		return MF_ECONFIG;
+	}
+	return 0;
+}
+
+/* Older versions kept the mailbox in the unit key as the manifest spelled
+ * it. A unit whose key the state database holds in another case of the
+ * mailbox takes that stored key, so that its state (and the idempotency
+ * keys derived from it) is found again. Read-only; a database that cannot
+ * be read is left to mf_ckpt_open to report. */
+static int adopt_state_keys(struct mf_job *job)
+{
+	struct stat st;
+	if (!job->state_path || stat(job->state_path, &st) < 0)
+		return 0;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	int rc = 0;
+	if (sqlite3_open_v2(job->state_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "SELECT ukey, mailbox FROM unit WHERE mailbox <> lower(mailbox)"
+			       " ORDER BY id",
+			       -1, &q, NULL) != SQLITE_OK)
+		goto out;
+	bool *adopted = calloc(job->nunits ? job->nunits : 1, sizeof(bool));
+	if (!adopted) {
+		rc = MF_ENOMEM;
+		goto out;
+	}
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		const char *ukey = (const char *)sqlite3_column_text(q, 0);
+		const char *mbox = (const char *)sqlite3_column_text(q, 1);
+		if (!ukey || !mbox)
+			continue;
+		size_t kl = strlen(ukey), ml = strlen(mbox);
+		for (size_t i = 0; i < job->nunits; i++) {
+			struct mf_unit *u = &job->units[i];
+			size_t at = u->id_mailbox_at, ul = strlen(u->mailbox);
+			if (adopted[i] || strlen(u->id) != kl || ul != ml || at + ml > kl ||
+			    strcasecmp(u->mailbox, mbox) != 0 || memcmp(u->id, ukey, at) != 0 ||
+			    strncasecmp(u->id + at, ukey + at, ml) != 0 ||
+			    strcmp(u->id + at + ml, ukey + at + ml) != 0)
+				continue;
+			/* a row under the canonical key itself wins */
+			sqlite3_stmt *x = NULL;
+			bool exact = sqlite3_prepare_v2(db, "SELECT 1 FROM unit WHERE ukey=?1", -1, &x,
+							NULL) == SQLITE_OK &&
+				     sqlite3_bind_text(x, 1, u->id, -1, SQLITE_STATIC) == SQLITE_OK &&
+				     sqlite3_step(x) == SQLITE_ROW;
+			sqlite3_finalize(x);
+			if (exact) {
+				adopted[i] = true;
+				continue;
+			}
+			char *key = strdup(ukey);
+			if (!key) {
+				rc = MF_ENOMEM;
+				break;
+			}
+			mf_log(MF_LOG_INFO,
+			       "event=state-key-adopted mailbox=%s key=\"%s\" what=\"the state "
+			       "database has this row with the mailbox spelt %s\"",
+			       u->mailbox, key, mbox);
+			free(u->id);
+			u->id = key;
+			adopted[i] = true;
+		}
+	}
+	free(adopted);
+out:
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return rc;
+}
+
 int mf_job_load(const char *path, struct mf_job *job, FILE *diag)
 {
 	memset(job, 0, sizeof(*job));
@@ -579,6 +846,11 @@ int mf_job_load(const char *path, struct mf_job *job, FILE *diag)
 				   : "an IMAP migration CSV (EmailAddress,UserName,Password)");
 		return MF_ECONFIG;
 	}
+	rc = place_archive_rows(job, diag);
+	if (rc < 0)
+		return rc;
+	if (adopt_state_keys(job) < 0)
+		return MF_ENOMEM;
 	if (kind == MF_MANIFEST_IMAP)
 		warn_if_readable(job->manifest_path, "the manifest");
 	for (size_t i = 0; i < job->nsec; i++)
@@ -586,6 +858,125 @@ int mf_job_load(const char *path, struct mf_job *job, FILE *diag)
 			if (is_inline_secret(job->sec[i].kv[k].key))
 				warn_if_readable(job->file, "the job file");
 	return 0;
+}
+
+/* Write and remove a file in directory `dir`: access() says yes to root
+ * everywhere, also on read-only mounts and in /proc. 0 or an errno value. */
+static int try_write(const char *dir)
+{
+	char name[PATH_MAX];
+	if (snprintf(name, sizeof(name), "%s/.mailferry-check.%ld", dir, (long)getpid()) >=
+	    (int)sizeof(name))
+		return ENAMETOOLONG;
+	int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno;
+	close(fd);
+	unlink(name);
+	return 0;
+}
+
+/* Can directory `path` be written, or created (its nearest existing
+ * ancestor writable)? 0, or an errno value with *where set to the directory
+ * that failed. */
+static int dir_writable(const char *path, char **where)
+{
+	char *p = strdup(path);
+	if (!p)
+		return ENOMEM;
+	struct stat st;
+	for (;;) {
+		if (stat(p, &st) == 0) {
+			int e = !S_ISDIR(st.st_mode) ? ENOTDIR : try_write(p);
+			if (e)
+				*where = p;
+			else
+				free(p);
+			return e;
+		}
+		if (errno != ENOENT && errno != ENOTDIR) {
+			*where = p;
+			return errno;
+		}
+		char *slash = strrchr(p, '/');
+		if (!slash || slash == p) {
+			*where = p;
+			return ENOENT;
+		}
+		*slash = '\0';
+	}
+}
+
+static int check_dir_key(const struct mf_conf_section *s, const char *key, bool out,
+			 FILE *diag)
+{
+	struct mf_err err = {0};
+	char *path = NULL, *where = NULL;
+	if (mf_conf_path(s, key, NULL, &path, &err) < 0) {
+		fprintf(diag, "%s\n", err.msg);
+		return 1;
+	}
+	if (!path)
+		return 0;
+	int errors = 0;
+	struct stat st;
+	if (!out) {
+		if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode) || access(path, R_OK | X_OK) < 0) {
+			int e = errno;
+			mf_conf_error(s, key, &err, "%s: %s", path,
+				      stat(path, &st) == 0 && !S_ISDIR(st.st_mode)
+					  ? "not a directory"
+					  : strerror(e));
+			fprintf(diag, "%s\n", err.msg);
+			errors++;
+		}
+	} else {
+		int e = dir_writable(path, &where);
+		if (e) {
+			if (strcmp(where, path) == 0)
+				mf_conf_error(s, key, &err, "cannot write into %s: %s", path,
+					      strerror(e));
+			else
+				mf_conf_error(s, key, &err, "cannot create %s: %s: %s", path, where,
+					      strerror(e));
+			fprintf(diag, "%s\n", err.msg);
+			errors++;
+		}
+	}
+	free(where);
+	free(path);
+	return errors;
+}
+
+int mf_job_check_paths(const struct mf_job *job, FILE *diag)
+{
+	int errors = 0;
+	const char *const *keys[] = {job->src ? job->src->dir_keys : NULL,
+				     job->snk ? job->snk->dir_keys : NULL};
+	const char *names[] = {"source", "sink"};
+	for (size_t t = 0; t < 2; t++) {
+		const struct mf_conf_section *s = section(job, names[t]);
+		for (size_t i = 0; s && keys[t] && keys[t][i]; i++)
+			errors += check_dir_key(s, keys[t][i], t == 1, diag);
+	}
+	/* the state database's directory is made by run */
+	char *dir = job->state_path ? strdup(job->state_path) : NULL, *where = NULL;
+	if (dir) {
+		char *slash = strrchr(dir, '/');
+		if (slash && slash != dir)
+			*slash = '\0';
+		int e = dir_writable(dir, &where);
+		if (e) {
+			const struct mf_conf_section *js = section(job, "job");
+			const struct mf_conf_kv *kv = mf_conf_find(js, "state");
+			fprintf(diag, "%s:%d: [job] state: cannot create %s: %s: %s\n", job->file,
+				kv ? kv->line : 0, job->state_path, where, strerror(e));
+			errors++;
+		}
+	}
+	free(dir);
+	free(where);
+	return errors ? MF_ECONFIG : 0;
 }
 
 void mf_job_free(struct mf_job *job)
@@ -612,6 +1003,7 @@ void mf_job_free(struct mf_job *job)
 	free(job->name);
 	free(job->state_path);
 	free(job->manifest_path);
+	free(job->archive_folder);
 	memset(job, 0, sizeof(*job));
 }
 
@@ -756,8 +1148,12 @@ int mf_job_target_folder(const struct mf_job *job, const struct mf_unit *unit,
 	/* TargetRootFolder (PST jobs): "" -> under "Imported", "/" -> merged
 	 * into the top level, "/X" -> under X. IMAP jobs merge. */
 	mf_path_init(target);
+	if (unit->is_archive && job->archive_folder) {
+		rc = path_from_slashes(target, job->archive_folder);
+		*role = MF_ROLE_NONE;
+	}
 	const char *root = unit->pst_path ? (unit->target_root ? unit->target_root : "") : "/";
-	if (strcmp(root, "/") != 0) {
+	if (rc == 0 && strcmp(root, "/") != 0) {
 		rc = path_from_slashes(target, *root ? root : "Imported");
 		*role = MF_ROLE_NONE;
 	}

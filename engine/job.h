@@ -43,6 +43,8 @@ struct mf_job {
 	uint64_t inflight_bytes; /* cap on message bytes held by all workers */
 	unsigned batch;          /* messages per checkpoint batch */
 	uint64_t max_message_bytes; /* [job] max_message_mb, 0 = the sink's limit */
+	char *archive_folder;    /* IsArchive rows into this folder of the primary
+	                            mailbox ('/'-separated), or NULL */
 	struct mf_norm_opts norm;
 
 	struct mf_folder_rules rules;
@@ -63,6 +65,12 @@ struct mf_job {
  * owned by the caller: mf_job_free. */
 int mf_job_load(const char *path, struct mf_job *job, FILE *diag);
 void mf_job_free(struct mf_job *job);
+
+/* Before a run: every directory the drivers' dir_keys name, and the state
+ * database's directory, can be read (source) or written (sink). Each
+ * problem is one line on diag naming file:line and the key; MF_ECONFIG
+ * then. */
+int mf_job_check_paths(const struct mf_job *job, FILE *diag);
 
 /* Parse job file text only (no drivers, no manifest): the sections with
  * their keys and lines. For fuzzing and tests. Returns 0 or MF_ECONFIG with
@@ -86,6 +94,11 @@ int mf_manifest_parse(const char *file, const char *text, size_t len, const char
 void mf_units_free(struct mf_unit *units, size_t n);
 /* Free one unit's fields (not the unit itself). */
 void mf_unit_clear(struct mf_unit *u);
+
+/* "UTF-16LE" or "UTF-16BE" when text looks like UTF-16 (a byte order mark,
+ * or ASCII with every other byte NUL), else NULL. Job files and manifests
+ * must be UTF-8 (a UTF-8 byte order mark is accepted). */
+const char *mf_text_utf16(const char *text, size_t len);
 
 /* Select units: --users (comma-separated mailboxes or source logins) and
  * --shard I/N (stable hash of the target mailbox). Units not selected are

@@ -203,6 +203,8 @@ int main(int argc, char **argv)
 	if ((users || shard_n > 1) &&
 	    mf_job_select(&job, users, (unsigned)shard_i, (unsigned)shard_n, stderr) < 0)
 		goto out;
+	if (strcmp(cmd, "run") == 0 && mf_job_check_paths(&job, stderr) < 0)
+		goto out;
 	if (strcmp(cmd, "run") == 0)
 		rc = mf_run(&job, &ro);
 	else if (strcmp(cmd, "status") == 0)

@@ -4,15 +4,22 @@
  *     ContentCodePage,SPFileContainer,SPManifestContainer,SPSiteUrl
  *   Exchange Online IMAP migration CSV:
  *     EmailAddress,UserName,Password[,UserRoot][,TargetPassword]
- * Every bad line is reported, not just the first.
+ * Every bad line is reported, not just the first. The CSV is read strictly:
+ * a quote that is not closed, a stray quote, a line break inside a field, a
+ * NUL byte or a row with more or fewer fields than the header refuses the
+ * manifest, since a lenient reader would merge or drop rows without saying
+ * so. UTF-16 files and files separated by ';' or tabs are recognised and
+ * refused with the way to fix them.
  */
 #include <csv.h>
+#include <iconv.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "job.h"
+#include "normalize/mimeenc.h"
 #include "util.h"
 
 #define MAX_FIELDS 32
@@ -24,12 +31,14 @@ struct row {
 	int line;
 	bool too_many;
 	bool too_long;
+	int newline; /* line on which a field holding a line break ended, 0 if none */
 };
 
 struct reader {
 	const char *file;
 	FILE *diag;
 	int line;   /* line being fed to the parser */
+	int rec_line; /* line the record being parsed starts on */
 	struct row cur;
 	struct row *rows;
 	size_t nrows, cap;
@@ -40,7 +49,9 @@ static void field_cb(void *data, size_t len, void *arg)
 {
 	struct reader *r = arg;
 	if (!r->cur.n)
-		r->cur.line = r->line;
+		r->cur.line = r->rec_line;
+	if (data && (memchr(data, '\n', len) || memchr(data, '\r', len)) && !r->cur.newline)
+		r->cur.newline = r->line; /* a quoted field ran over a line end */
 	if (r->cur.n >= MAX_FIELDS) {
 		r->cur.too_many = true;
 		return;
@@ -66,8 +77,10 @@ static void record_cb(int c, void *arg)
 {
 	(void)c;
 	struct reader *r = arg;
+	/* the next record starts on the next line: records end at line ends */
+	r->rec_line = r->line + 1;
 	/* a blank line is no record */
-	if (r->cur.n == 1 && r->cur.f[0][0] == '\0') {
+	if (r->cur.n == 1 && r->cur.f[0][0] == '\0' && !r->cur.newline) {
 		row_free(&r->cur);
 		return;
 	}
@@ -116,6 +129,18 @@ static char *trimmed(const char *s)
 	while (l && (s[l - 1] == ' ' || s[l - 1] == '\t' || s[l - 1] == '\r'))
 		l--;
 	return strndup(s, l);
+}
+
+/* The one form of a mailbox address that identity, state keys and target
+ * directories use: trimmed, ASCII letters in lower case (mail systems treat
+ * addresses case-insensitively; non-ASCII is left as written). */
+static char *canonical_mailbox(const char *s)
+{
+	char *c = trimmed(s);
+	for (char *p = c; p && *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return c;
 }
 
 static int column(const struct row *hdr, const char *name)
@@ -227,13 +252,34 @@ static int pst_row(const char *file, const struct row *hdr, const struct row *ro
 		BAD("Mailbox '%s' is not an email address", mailbox);
 	if (*archive && strcasecmp(archive, "TRUE") != 0 && strcasecmp(archive, "FALSE") != 0)
 		BAD("IsArchive is '%s'; expected TRUE, FALSE or empty", archive);
+	const char *ccp = get(row, column(hdr, "ContentCodePage"));
+	int cp = 0;
+	if (*ccp) {
+		char *end;
+		long v = strtol(ccp, &end, 10);
+		char mime[32], ic[32];
+		iconv_t cd = (iconv_t)-1;
+		if (end != ccp && !*end && v > 0 && v <= 65535) {
+			mf_codepage_names((int)v, mime, sizeof(mime), ic, sizeof(ic));
+			cd = iconv_open("UTF-8", ic);
+		}
+		if (cd == (iconv_t)-1)
+			BAD("ContentCodePage is '%s'; expected a Windows code page number this "
+			    "system can convert (e.g. 1252, 1251, 932, 936, 949, 950)",
+			    ccp);
+		else {
+			iconv_close(cd);
+			cp = (int)v;
+		}
+	}
 	if (*troot && troot[0] != '/')
 		BAD("TargetRootFolder '%s' must be empty, '/' or start with '/'", troot);
 	else if (*troot && !safe_relative(troot + 1))
 		BAD("TargetRootFolder '%s' must not contain '..'", troot);
 	if (bad)
 		return MF_ECONFIG;
-	u->mailbox = trimmed(mailbox);
+	u->mailbox = canonical_mailbox(mailbox);
+	u->codepage = cp;
 	u->pst_path = join3(root ? root : ".", fpath, name);
 	u->pst_relpath = join3("", fpath, name);
 	if (u->pst_relpath) /* join3 put a '/' first */
@@ -241,6 +287,7 @@ static int pst_row(const char *file, const struct row *hdr, const struct row *ro
 	u->target_root = strdup(troot);
 	u->is_archive = strcasecmp(archive, "TRUE") == 0;
 	struct mf_buf id = {0};
+	u->id_mailbox_at = 4;
 	mf_buf_printf(&id, "pst:%s:%s%s%s:%s", u->mailbox ? u->mailbox : "", fpath,
 		      *fpath ? "/" : "", name, troot);
 	u->id = id.data;
@@ -271,7 +318,7 @@ static int imap_row(const char *file, const struct row *hdr, const struct row *r
 		BAD("Password is empty"); /* never print it */
 	if (bad)
 		return MF_ECONFIG;
-	u->mailbox = trimmed(email);
+	u->mailbox = canonical_mailbox(email);
 	u->user = trimmed(user);
 	u->password = strdup(pass); /* passwords are taken exactly as written */
 	u->user_root = *root ? trimmed(root) : NULL;
@@ -280,6 +327,8 @@ static int imap_row(const char *file, const struct row *hdr, const struct row *r
 	mf_buf_printf(&id, "imap:%s:%s:%s", u->user ? u->user : "", root,
 		      u->mailbox ? u->mailbox : "");
 	u->id = id.data;
+	if (u->id && u->mailbox)
+		u->id_mailbox_at = strlen(u->id) - strlen(u->mailbox);
 	u->source_desc = u->user ? strdup(u->user) : NULL;
 	if (!u->mailbox || !u->user || !u->password || (*root && !u->user_root) ||
 	    (*tpass && !u->target_password) || !u->id || !u->source_desc)
@@ -287,15 +336,88 @@ static int imap_row(const char *file, const struct row *hdr, const struct row *r
 	return 0;
 }
 
+const char *mf_text_utf16(const char *text, size_t len)
+{
+	const unsigned char *t = (const unsigned char *)text;
+	if (len >= 2 && t[0] == 0xFF && t[1] == 0xFE)
+		return "UTF-16LE";
+	if (len >= 2 && t[0] == 0xFE && t[1] == 0xFF)
+		return "UTF-16BE";
+	/* Without a byte order mark: ASCII text with every other byte NUL. */
+	size_t even = 0, odd = 0, n = len < 256 ? len : 256;
+	for (size_t i = 0; i < n; i++)
+		if (!t[i])
+			*(i % 2 ? &odd : &even) += 1;
+	if (n >= 4 && odd * 4 >= n && even == 0)
+		return "UTF-16LE";
+	if (n >= 4 && even * 4 >= n && odd == 0)
+		return "UTF-16BE";
+	return NULL;
+}
+
+/* The header line split at `sep`: does it name the columns of a manifest? */
+static bool header_with(const char *text, size_t len, char sep)
+{
+	static const char *const names[] = {"Workload", "FilePath", "Mailbox", "EmailAddress",
+					    "UserName", "Password"};
+	size_t e = 0;
+	while (e < len && text[e] != '\n')
+		e++;
+	int found = 0;
+	for (size_t i = 0; i < e;) {
+		size_t f = i;
+		while (f < e && text[f] != sep)
+			f++;
+		size_t a = i, b = f;
+		while (a < b && (text[a] == ' ' || text[a] == '"' || (unsigned char)text[a] >= 0x80))
+			a++;
+		while (b > a && (text[b - 1] == ' ' || text[b - 1] == '"' || text[b - 1] == '\r'))
+			b--;
+		for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+			if (strlen(names[k]) == b - a && strncasecmp(text + a, names[k], b - a) == 0)
+				found++;
+		i = f + 1;
+	}
+	return found >= 2;
+}
+
 int mf_manifest_parse(const char *file, const char *text, size_t len, const char *pst_root,
 		      enum mf_manifest_kind *kind, struct mf_unit **units, size_t *n, FILE *diag)
 {
 	*units = NULL;
 	*n = 0;
+	const char *utf16 = mf_text_utf16(text, len);
+	if (utf16) {
+		fprintf(diag,
+			"%s:1: the manifest is %s text (Excel's \"Unicode Text\" or PowerShell 5's "
+			"Export-Csv write that); save it as \"CSV UTF-8 (Comma delimited)\" in "
+			"Excel, use Export-Csv -Encoding UTF8, or convert it: iconv -f UTF-16 -t "
+			"UTF-8 %s > manifest-utf8.csv\n",
+			file, utf16, file);
+		return MF_ECONFIG;
+	}
+	/* A NUL is never text; libcsv would pass it on and the field would be
+	 * cut at it. Name every line that has one. */
+	int nul_errors = 0, nline = 1;
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '\n')
+			nline++;
+		else if (text[i] == '\0') {
+			if (nul_errors++ < 20)
+				fprintf(diag, "%s:%d: a NUL byte (column %zu): this is not a text line\n",
+					file, nline, i + 1);
+			while (i + 1 < len && text[i + 1] != '\n')
+				i++;
+		}
+	}
+	if (nul_errors)
+		return MF_ECONFIG;
 	struct csv_parser p;
-	if (csv_init(&p, CSV_APPEND_NULL) != 0)
+	/* CSV_STRICT: a stray quote is an error, not part of a field;
+	 * CSV_STRICT_FINI: a quote still open at the end is one too. */
+	if (csv_init(&p, CSV_APPEND_NULL | CSV_STRICT | CSV_STRICT_FINI) != 0)
 		return MF_ENOMEM;
-	struct reader r = {.file = file, .diag = diag};
+	struct reader r = {.file = file, .diag = diag, .rec_line = 1};
 	int rc = 0;
 	size_t pos = 0;
 	/* Feed line by line so that each record knows the line it starts on. */
@@ -307,14 +429,30 @@ int mf_manifest_parse(const char *file, const char *text, size_t len, const char
 			e++;
 		r.line++;
 		if (csv_parse(&p, text + pos, e - pos, field_cb, record_cb, &r) != e - pos) {
-			fprintf(diag, "%s:%d: %s\n", file, r.line, csv_strerror(csv_error(&p)));
-			rc = MF_ECONFIG;
+			if (csv_error(&p) == CSV_EPARSE && r.rec_line < r.line)
+				fprintf(diag,
+					"%s:%d: a quoted field opened on this row is not closed "
+					"before line %d (a quote '\"' inside a field must be "
+					"written twice, the whole field in quotes)\n",
+					file, r.rec_line, r.line);
+			else if (csv_error(&p) == CSV_EPARSE)
+				fprintf(diag,
+					"%s:%d: a stray quote: a field with '\"' in it must be in "
+					"quotes, with each '\"' written twice\n",
+					file, r.line);
+			else
+				fprintf(diag, "%s:%d: %s\n", file, r.line,
+					csv_strerror(csv_error(&p)));
+			rc = csv_error(&p) == CSV_ENOMEM ? MF_ENOMEM : MF_ECONFIG;
 			break;
 		}
 		pos = e;
 	}
 	if (!rc && csv_fini(&p, field_cb, record_cb, &r) != 0) {
-		fprintf(diag, "%s:%d: unterminated quoted field\n", file, r.line);
+		fprintf(diag,
+			"%s:%d: unterminated quoted field: the quote opened on this row is never "
+			"closed, so every line after it would be read as part of one field\n",
+			file, r.rec_line);
 		rc = MF_ECONFIG;
 	}
 	csv_free(&p);
@@ -333,6 +471,18 @@ int mf_manifest_parse(const char *file, const char *text, size_t len, const char
 		   column(hdr, "Name") >= 0 && column(hdr, "Mailbox") >= 0;
 	bool imap = column(hdr, "EmailAddress") >= 0 && column(hdr, "UserName") >= 0 &&
 		    column(hdr, "Password") >= 0;
+	if (!pst && !imap && (header_with(text, len, ';') || header_with(text, len, '\t'))) {
+		bool semi = header_with(text, len, ';');
+		fprintf(diag,
+			"%s:%d: the columns are separated by %s, not commas%s; save the file as "
+			"\"CSV UTF-8 (Comma delimited)\" in Excel (or Export-Csv without "
+			"-Delimiter), so that the separator is ','\n",
+			file, hdr->line, semi ? "';'" : "tabs",
+			semi ? " (Excel writes ';' in locales with a decimal comma)"
+			     : " (Excel's \"Unicode Text\" and \"Text (Tab delimited)\" write tabs)");
+		rc = MF_ECONFIG;
+		goto out;
+	}
 	if (!pst && !imap) {
 		fprintf(diag,
 			"%s:%d: unknown header: expected a PST import mapping CSV "
@@ -356,9 +506,25 @@ int mf_manifest_parse(const char *file, const char *text, size_t len, const char
 	int bad = 0;
 	for (size_t i = 1; i < r.nrows; i++) {
 		const struct row *row = &r.rows[i];
-		if (row->too_many || row->n > hdr->n) {
-			fprintf(diag, "%s:%d: %zu fields, but the header has %zu\n", file,
-				row->line, row->n, hdr->n);
+		/* ",,,,,,,,," is what Excel writes for rows that only have a
+		 * format: no data, so no row */
+		bool empty = !row->too_many && !row->newline;
+		for (size_t k = 0; k < row->n && empty; k++)
+			empty = row->f[k][strspn(row->f[k], " \t\r")] == '\0';
+		if (empty)
+			continue;
+		if (row->newline) {
+			fprintf(diag,
+				"%s:%d: a quoted field runs over a line end (to line %d): no "
+				"manifest field holds a line break, so a quote is probably not "
+				"closed\n",
+				file, row->line, row->newline);
+			bad++;
+			continue;
+		}
+		if (row->too_many || row->n != hdr->n) {
+			fprintf(diag, "%s:%d: %s%zu fields, but the header has %zu\n", file,
+				row->line, row->too_many ? "more than " : "", row->n, hdr->n);
 			bad++;
 			continue;
 		}

@@ -808,7 +808,7 @@ int mf_report(struct mf_job *job, const char *format, bool items)
 		json_str(job->name);
 		fputs(",\"mailboxes\":[", stdout);
 	} else {
-		puts("mailbox,source,state,folders,messages_stored,bytes_stored,skipped,"
+		puts("mailbox,source,archive,state,folders,messages_stored,bytes_stored,skipped,"
 		     "skipped_by_reason,failed,in_doubt,changes,first_started,last_finished,runs,"
 		     "last_run,error_class,error");
 	}
@@ -827,6 +827,7 @@ int mf_report(struct mf_job *job, const char *format, bool items)
 			json_str(u->mailbox);
 			fputs(",\"source\":", stdout);
 			json_str(u->source);
+			printf(",\"archive\":%s", job->units[i].is_archive ? "true" : "false");
 			fputs(",\"state\":", stdout);
 			json_str(u->state);
 			printf(",\"folders\":%lld,\"messages_stored\":%lld,\"bytes_stored\":%lld,"
@@ -863,7 +864,7 @@ int mf_report(struct mf_job *job, const char *format, bool items)
 			csv_field(u->mailbox);
 			putchar(',');
 			csv_field(u->source);
-			putchar(',');
+			printf(",%s,", job->units[i].is_archive ? "TRUE" : "FALSE");
 			csv_field(u->state);
 			printf(",%lld,%lld,%lld,%lld,", (long long)u->folders, (long long)u->stored,
 			       (long long)u->stored_bytes, (long long)u->skipped);
@@ -915,7 +916,7 @@ int mf_report(struct mf_job *job, const char *format, bool items)
 	} else {
 		/* the totals row: "(total)" in the mailbox column, the number of
 		 * mailboxes done in the state column */
-		printf("(total),,%zu of %zu done,%lld,%lld,%lld,%lld,,%lld,%lld,", tot.done,
+		printf("(total),,,%zu of %zu done,%lld,%lld,%lld,%lld,,%lld,%lld,", tot.done,
 		       tot.mailboxes, (long long)tot.folders, (long long)tot.stored,
 		       (long long)tot.bytes, (long long)tot.skipped, (long long)tot.failed,
 		       (long long)tot.pending);

@@ -33,6 +33,14 @@ struct mf_sink_caps {
 	bool needs_date;            /* takes the date from the Date header */
 	bool whole_files;           /* takes each unit's source file whole (PST
 	                               import staging): see upload_file */
+	bool archive_rows;          /* takes IsArchive rows: for a unit with
+	                               to_archive set, open() (and check,
+	                               open_read) reach the mailbox's archive,
+	                               never its primary. Without it the engine
+	                               refuses IsArchive rows before anything
+	                               runs, unless [job] archive_folder sends
+	                               them to a folder of the primary (then
+	                               to_archive is false) */
 };
 
 #define MF_SINK_ID_MAX 256
@@ -40,6 +48,10 @@ struct mf_sink_caps {
 struct mf_sink_ops {
 	const char *name;               /* the [sink] type = value */
 	const struct mf_conf_key *keys; /* keys accepted in [sink] ("type" is implied) */
+	/* Optional: the keys (NULL-terminated) that name directories the sink
+	 * writes into or creates; `mailferry run` checks them before anything
+	 * runs (the directory or its nearest existing parent writable). */
+	const char *const *dir_keys;
 
 	int (*configure)(const struct mf_conf_section *sec, void **cfg, struct mf_err *err);
 	void (*free_config)(void *cfg);

@@ -24,6 +24,9 @@
 struct mf_source_ops {
 	const char *name;               /* the [source] type = value */
 	const struct mf_conf_key *keys; /* keys accepted in [source] ("type" is implied) */
+	/* Optional: the keys (NULL-terminated) that name directories the source
+	 * reads; `mailferry run` checks them before anything runs. */
+	const char *const *dir_keys;
 
 	/* Parse and check the [source] section. *cfg is owned by the engine and
 	 * released with free_config. Called once, before anything runs. */

@@ -263,6 +263,7 @@ static void az_caps(const void *cfg, struct mf_sink_caps *caps)
 	memset(caps, 0, sizeof(*caps));
 	caps->crlf = true;
 	caps->whole_files = c->upload == UPLOAD_PST;
+	caps->archive_rows = c->upload == UPLOAD_PST; /* IsArchive goes into the mapping CSV */
 }
 
 /* ---- requests ---------------------------------------------------------- */

@@ -36,6 +36,7 @@ struct snk_cfg {
 	struct mf_imap_conf ic;
 	char *password; /* a secret */
 	char *admin_user;
+	char *archive_login; /* IsArchive rows: "{mailbox}" in it is the mailbox */
 	uint64_t max_bytes;
 	uint64_t max_line;
 };
@@ -50,6 +51,7 @@ struct snk_folder {
 struct imap_snk {
 	struct snk_cfg *cfg;
 	const struct mf_unit *unit;
+	char *archive; /* the archive's login for an IsArchive row, else NULL */
 	struct mf_imap *im;
 	struct mf_imap_folder *tf; /* the target's folders */
 	size_t ntf;
@@ -63,6 +65,7 @@ static const struct mf_conf_key snk_keys[] = {
 	{"password_env", false, "environment variable holding the target password"},
 	{"password_file", false, "file whose first line is the target password"},
 	{"admin_user", false, "log in as this user on behalf of each mailbox (SASL PLAIN authzid)"},
+	{"archive_login", false, "IsArchive rows go to this login, {mailbox} standing for the mailbox (e.g. archive-{mailbox})"},
 	{"max_message_mb", false, "larger messages are skipped and reported (default 150)"},
 	{"max_line", false, "longest line the target accepts, 0 = no limit (default 0)"},
 	{NULL, false, NULL},
@@ -95,12 +98,23 @@ static int snk_configure(const struct mf_conf_section *sec, void **cfgp, struct 
 			goto fail;
 		}
 	}
+	const char *arch = mf_conf_get(sec, "archive_login", NULL);
+	if (arch && !strstr(arch, "{mailbox}")) {
+		rc = mf_conf_error(sec, "archive_login", err,
+				   "must contain {mailbox}, e.g. archive-{mailbox}");
+		goto fail;
+	}
+	if (arch && !(c->archive_login = strdup(arch))) {
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		goto fail;
+	}
 	*cfgp = c;
 	return 0;
 fail:
 	mf_imap_conf_free(&c->ic);
 	mf_secret_free(c->password);
 	free(c->admin_user);
+	free(c->archive_login);
 	free(c);
 	return rc;
 }
@@ -113,6 +127,7 @@ static void snk_free_config(void *cfgp)
 	mf_imap_conf_free(&c->ic);
 	mf_secret_free(c->password);
 	free(c->admin_user);
+	free(c->archive_login);
 	free(c);
 }
 
@@ -123,6 +138,7 @@ static void snk_caps(const void *cfgp, struct mf_sink_caps *caps)
 	caps->crlf = true;
 	caps->max_line = (size_t)c->max_line;
 	caps->max_message_bytes = c->max_bytes;
+	caps->archive_rows = c->archive_login != NULL;
 }
 
 static void snk_close(void *p)
@@ -139,6 +155,7 @@ static void snk_close(void *p)
 		free(s->fh[i]);
 	}
 	free(s->fh);
+	free(s->archive);
 	free(s);
 }
 
@@ -146,24 +163,41 @@ static int snk_open(const void *cfgp, const struct mf_unit *unit, void **out, st
 {
 	struct snk_cfg *cfg = (struct snk_cfg *)cfgp;
 	const char *pw = unit->target_password ? unit->target_password : cfg->password;
-	const char *login = cfg->admin_user ? cfg->admin_user : unit->mailbox;
 	struct imap_snk *s;
 	int rc;
 
 	if (!unit->mailbox || !*unit->mailbox)
 		return mf_err_set(err, MF_ECONFIG, "manifest row %d: no target mailbox", unit->line);
-	if (!pw && cfg->ic.auth != MF_IMAP_AUTH_XOAUTH2)
+	/* an IsArchive row: the archive's own login, from archive_login */
+	char *archive = NULL;
+	if (unit->to_archive && cfg->archive_login) {
+		const char *at = strstr(cfg->archive_login, "{mailbox}");
+		size_t pre = (size_t)(at - cfg->archive_login);
+		if (!(archive = malloc(strlen(cfg->archive_login) + strlen(unit->mailbox) + 1)))
+			return mf_err_set(err, MF_ENOMEM, "out of memory");
+		snprintf(archive, strlen(cfg->archive_login) + strlen(unit->mailbox) + 1, "%.*s%s%s",
+			 (int)pre, cfg->archive_login, unit->mailbox, at + 9);
+	}
+	const char *target = archive ? archive : unit->mailbox;
+	const char *login = cfg->admin_user ? cfg->admin_user : target;
+	if (!pw && cfg->ic.auth != MF_IMAP_AUTH_XOAUTH2) {
+		free(archive);
 		return mf_err_set(err, MF_ECONFIG,
 				  "no target password: set password, password_env or password_file in [sink], or a TargetPassword column");
-	if (!(s = calloc(1, sizeof(*s))))
+	}
+	if (!(s = calloc(1, sizeof(*s)))) {
+		free(archive);
 		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	}
 	s->cfg = cfg;
 	s->unit = unit;
-	rc = mf_imap_open(&cfg->ic, login, cfg->admin_user ? unit->mailbox : NULL, pw ? pw : "",
+	s->archive = archive;
+	rc = mf_imap_open(&cfg->ic, login, cfg->admin_user ? target : NULL, pw ? pw : "",
 			  &s->im, err);
 	if (rc < 0) {
 		mf_err_prefix(err, "target %s:%u mailbox %s", cfg->ic.host, (unsigned)cfg->ic.port,
-			      unit->mailbox);
+			      target);
+		free(s->archive);
 		free(s);
 		return rc;
 	}

@@ -1,7 +1,8 @@
 /* maildir.h - the Maildir sink (`[sink] type = maildir`) and the on-disk
  * naming rules it uses, exposed for the unit tests.
  *
- * Layout: one Maildir per target mailbox at <path>/<mailbox>/, in Maildir++
+ * Layout: one Maildir per target mailbox at <path>/<mailbox>/ (an IsArchive
+ * row's at <archive_path>/<mailbox>/, default <path>-archive), in Maildir++
  * layout with folder names in UTF-8. Dovecot serves it as-is with
  *
  *     mail_location = maildir:<path>/%u:UTF-8

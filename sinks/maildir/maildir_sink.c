@@ -27,6 +27,7 @@
 
 struct mdcfg {
 	char *root;
+	char *archive_root; /* IsArchive rows: one archive Maildir per mailbox here */
 	bool fsync;
 };
 
@@ -449,6 +450,10 @@ static const struct mf_conf_key md_keys[] = {
     {.name = "path",
      .required = true,
      .help = "root directory: one Maildir per target mailbox at <path>/<mailbox>/"},
+    {.name = "archive_path",
+     .required = false,
+     .help = "root directory of the archive Maildirs: IsArchive rows go to "
+	     "<archive_path>/<mailbox>/ (default <path>/../<basename of path>-archive)"},
     {.name = "fsync",
      .required = false,
      .help = "yes|no: fsync every message and directory change (default yes)"},
@@ -461,6 +466,7 @@ static void md_free_config(void *cfgv)
 	if (!c)
 		return;
 	free(c->root);
+	free(c->archive_root);
 	free(c);
 }
 
@@ -477,6 +483,18 @@ static int md_configure(const struct mf_conf_section *sec, void **out, struct mf
 		rc = mf_conf_error(sec, "path", err, "required");
 		goto fail;
 	}
+	if ((rc = mf_conf_path(sec, "archive_path", NULL, &c->archive_root, err)) < 0)
+		goto fail;
+	if (!c->archive_root && !(c->archive_root = pathf("%s-archive", c->root))) {
+		rc = nomem(err);
+		goto fail;
+	}
+	if (strcmp(c->archive_root, c->root) == 0) {
+		rc = mf_conf_error(sec, "archive_path", err,
+				   "must not be [sink] path: archives are kept apart from the "
+				   "primary mailboxes");
+		goto fail;
+	}
 	if ((rc = mf_conf_bool(sec, "fsync", true, &c->fsync, err)) < 0)
 		goto fail;
 	*out = c;
@@ -489,6 +507,7 @@ fail:
 static void md_caps(const void *cfg, struct mf_sink_caps *caps)
 {
 	*caps = (struct mf_sink_caps){
+	    .archive_rows = true, /* into the mailbox's archive Maildir */
 	    .crlf = false,
 	    .max_line = 0,
 	    .max_message_bytes = 0,
@@ -518,35 +537,81 @@ static void md_close(void *snkv)
 	free(s);
 }
 
+/* The mailbox's Maildir: <root>/<mailbox> (<archive root> for an IsArchive
+ * row). Mailbox names are canonical (lower case); a Maildir that an older
+ * version made with the manifest's spelling (another case) is found and
+ * used, so that a mailbox is never split over two directories. Several
+ * such spellings are refused (MF_EMAILBOX): they must be merged by hand.
+ * *out is malloc'd. */
+static int mailbox_dir(const struct mdcfg *c, const struct mf_unit *unit, char **out,
+		       struct mf_err *err)
+{
+	const char *root = unit->to_archive ? c->archive_root : c->root;
+	char *comp = NULL, *found = NULL;
+	struct stat st;
+	int rc = mf_maildir_mailbox_name(unit->mailbox, &comp, err);
+	*out = NULL;
+	if (rc < 0)
+		return rc;
+	if (!(*out = pathf("%s/%s", root, comp))) {
+		free(comp);
+		return nomem(err);
+	}
+	DIR *d = lstat(*out, &st) < 0 ? opendir(root) : NULL;
+	for (struct dirent *e; d && (e = readdir(d));) {
+		if (strcasecmp(e->d_name, comp) != 0)
+			continue;
+		if (found) {
+			rc = mf_err_set(err, MF_EMAILBOX,
+					"two Maildirs for mailbox %s: %s/%s and %s/%s (made by an "
+					"older version from rows spelt differently): merge them",
+					unit->mailbox, root, found, root, e->d_name);
+			break;
+		}
+		if (!(found = strdup(e->d_name))) {
+			rc = nomem(err);
+			break;
+		}
+	}
+	if (d)
+		closedir(d);
+	if (!rc && found) {
+		free(*out);
+		if (!(*out = pathf("%s/%s", root, found)))
+			rc = nomem(err);
+	}
+	if (rc < 0) {
+		free(*out);
+		*out = NULL;
+	}
+	free(found);
+	free(comp);
+	return rc;
+}
+
 static int md_open(const void *cfgv, const struct mf_unit *unit, void **out, struct mf_err *err)
 {
 	const struct mdcfg *c = cfgv;
 	struct mdsink *s = calloc(1, sizeof(*s));
-	char *comp = NULL;
 	int rc;
 	*out = NULL;
 	if (!s)
 		return nomem(err);
 	s->cfg = c;
-	if ((rc = mf_maildir_mailbox_name(unit->mailbox, &comp, err)) < 0)
-		goto fail;
-	int r = mf_mkdirs(c->root);
+	const char *root = unit->to_archive ? c->archive_root : c->root;
+	int r = mf_mkdirs(root);
 	if (r < 0) {
-		rc = sys_err(err, -r, "create directory", c->root);
+		rc = sys_err(err, -r, "create directory", root);
 		goto fail;
 	}
-	if (!(s->mbdir = pathf("%s/%s", c->root, comp))) {
-		rc = nomem(err);
+	if ((rc = mailbox_dir(c, unit, &s->mbdir, err)) < 0)
 		goto fail;
-	}
 	if ((rc = make_maildir(s, s->mbdir, false, err)) < 0)
 		goto fail;
 	remove_stale_subs_tmp(s->mbdir);
-	free(comp);
 	*out = s;
 	return 0;
 fail:
-	free(comp);
 	md_close(s);
 	return rc;
 }
@@ -596,14 +661,10 @@ fail:
 static int md_check(const void *cfgv, const struct mf_unit *unit, struct mf_err *err)
 {
 	const struct mdcfg *c = cfgv;
-	char *comp = NULL, *dir = NULL;
-	int rc = mf_maildir_mailbox_name(unit->mailbox, &comp, err);
+	char *dir = NULL;
+	int rc = mailbox_dir(c, unit, &dir, err);
 	if (rc < 0)
 		return rc;
-	if (!(dir = pathf("%s/%s", c->root, comp))) {
-		free(comp);
-		return nomem(err);
-	}
 	for (;;) {
 		if (access(dir, F_OK) == 0) {
 			if (access(dir, W_OK | X_OK) < 0)
@@ -618,7 +679,6 @@ static int md_check(const void *cfgv, const struct mf_unit *unit, struct mf_err 
 		*slash = '\0';
 	}
 	free(dir);
-	free(comp);
 	return rc;
 }
 
@@ -1042,6 +1102,7 @@ static int md_hashes(void *snkv, void *fhv, int (*cb)(void *arg, const char *has
 const struct mf_sink_ops mf_sink_maildir = {
     .name = "maildir",
     .keys = md_keys,
+    .dir_keys = (const char *const[]){"path", "archive_path", NULL},
     .configure = md_configure,
     .free_config = md_free_config,
     .caps = md_caps,

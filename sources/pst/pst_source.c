@@ -175,6 +175,8 @@ struct fdrv {
 
 struct pst_src {
 	const struct pst_cfg *cfg;
+	int cpid;          /* the unit's ContentCodePage, else [source] codepage */
+	char cp_iconv[32]; /* the same as an iconv name */
 	char *path;
 	pst_file pf;
 	bool opened;
@@ -306,6 +308,13 @@ static int pst_open_src(const void *cfgp, const struct mf_unit *unit, void **out
 		return mf_err_set(err, MF_ENOMEM, "out of memory");
 	s->cfg = cfg;
 	s->ost = ost;
+	s->cpid = unit->codepage ? unit->codepage : cfg->cpid;
+	if (unit->codepage) {
+		char mime[32];
+		pst_codepage_names(s->cpid, mime, sizeof(mime), s->cp_iconv, sizeof(s->cp_iconv));
+	} else {
+		snprintf(s->cp_iconv, sizeof(s->cp_iconv), "%s", cfg->cp_iconv);
+	}
 	s->path = strdup(unit->pst_path);
 	if (!s->path) {
 		free(s);
@@ -313,8 +322,8 @@ static int pst_open_src(const void *cfgp, const struct mf_unit *unit, void **out
 	}
 
 	pst_lib_lock();
-	/* libpst keeps this pointer: cfg outlives the source */
-	if (pst_open(&s->pf, s->path, cfg->cp_iconv) != 0) {
+	/* libpst keeps this pointer: s outlives its pst_file */
+	if (pst_open(&s->pf, s->path, s->cp_iconv) != 0) {
 		pst_lib_unlock();
 		rc = mf_err_set(err, MF_ECORRUPT, "not a PST file libpst can open: %s", s->path);
 		goto fail;
@@ -451,8 +460,8 @@ static int folder_name(struct pst_src *s, pst_item *it, const char *fallback, st
 {
 	int rc = 0;
 	if (it && it->file_as.str) {
-		struct pst_mime_ctx ctx = { .pf = &s->pf, .dflt_cp = s->cfg->cp_iconv,
-					    .dflt_cpid = s->cfg->cpid };
+		struct pst_mime_ctx ctx = { .pf = &s->pf, .dflt_cp = s->cp_iconv,
+					    .dflt_cpid = s->cpid };
 		rc = pst_string_utf8(&ctx, it, &it->file_as, name);
 	}
 	for (size_t i = 0; rc == 0 && i < name->len; i++) {
@@ -781,8 +790,8 @@ static int pst_fetch(void *p, const struct mf_folder *f, const struct mf_msgref 
 		rc = mf_err_set(err, MF_EMSG, "item %llu is a %s (%s), not mail", nid, skip_kind(it),
 				it->ascii_type ? it->ascii_type : "no message class");
 	} else {
-		struct pst_mime_ctx ctx = { .pf = &s->pf, .dflt_cp = s->cfg->cp_iconv,
-					    .dflt_cpid = s->cfg->cpid, .nid = nid };
+		struct pst_mime_ctx ctx = { .pf = &s->pf, .dflt_cp = s->cp_iconv,
+					    .dflt_cpid = s->cpid, .nid = nid };
 		rc = pst_mime_build(&ctx, it, &buf, err);
 		if (rc == 0) {
 			out->idate = item_idate(it);
@@ -804,6 +813,7 @@ static int pst_fetch(void *p, const struct mf_folder *f, const struct mf_msgref 
 const struct mf_source_ops mf_source_pst = {
 	.name = "pst",
 	.keys = pst_keys,
+	.dir_keys = (const char *const[]){ "root", NULL },
 	.configure = pst_configure,
 	.free_config = pst_free_config,
 	.open = pst_open_src,

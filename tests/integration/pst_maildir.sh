@@ -67,7 +67,7 @@ check_eq "the Maildirs are as before the verify checks" "$(maildir_digest "$J/ou
 # --- plan: looks at both sides, writes nothing, flags rows that will fail
 P=$T/plan
 pst_job "$P" plan "$PST"
-{ cat "$J/manifest.csv"; echo "Exchange,,no-such-file.pst,zed@example.com,FALSE,,,,"; } >"$P/manifest.csv"
+{ cat "$J/manifest.csv"; echo "Exchange,,no-such-file.pst,zed@example.com,FALSE,,,,,"; } >"$P/manifest.csv"
 out=$("$MF_BIN" plan "$P/job.ini" 2>&1) && rc=0 || rc=$?
 check_eq "plan with a missing PST exits 1" "$rc" 1
 check "plan flags that row" grep -q "zed@example.com <- .*no-such-file.pst: WILL FAIL" <<<"$out"
@@ -133,9 +133,9 @@ cp "$PST/${psts[0]}" "$T/corrupt-psts/good.pst"
 head -c 40 "$PST/${psts[0]}" >"$T/corrupt-psts/truncated.pst"
 {
   pst_manifest_header
-  echo "Exchange,,truncated.pst,eve@example.com,FALSE,,,,"
-  echo "Exchange,,good.pst,fay@example.com,FALSE,,,,"
-  echo "Exchange,,missing.pst,gil@example.com,FALSE,,,,"
+  echo "Exchange,,truncated.pst,eve@example.com,FALSE,,,,,"
+  echo "Exchange,,good.pst,fay@example.com,FALSE,,,,,"
+  echo "Exchange,,missing.pst,gil@example.com,FALSE,,,,,"
 } >"$C/manifest.csv"
 run run "$C/job.ini" >/dev/null 2>&1 && rc=0 || rc=$?
 check_eq "bad PSTs: the run finishes with exit 1" "$rc" 1

@@ -14,7 +14,7 @@ pst_job "$J" testdata "$data/pst" "parallel = 4"
   for f in "$data"/pst/*.pst "$data"/pst/*.ost; do
     [ -e "$f" ] || continue
     n=$(basename "$f")
-    id=$(echo "$n" | tr -c 'A-Za-z0-9\n' '-')
+    id=$(echo "$n" | tr -c 'A-Za-z0-9\n' '-' | tr A-Z a-z) # mailboxes are lower case
     echo "Exchange,,$n,$id@example.com,FALSE,/,,,,"
   done
 } >"$J/manifest.csv"
