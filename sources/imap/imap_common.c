@@ -191,6 +191,13 @@ int mf_imap_classify(int rc, const char *line, int dflt, const char *what, struc
 	    find_ci(line, "too large") || find_ci(line, "too big") ||
 	    find_ci(line, "exceeds the maximum"))
 		return mf_err_set(err, MF_ETOOBIG, "%s: %s", what, clean);
+	/* BAD to a login is the server saying the command was malformed (Cyrus
+	 * answered a trailing space that way): a protocol error, never "wrong
+	 * password". Other commands keep their class (dflt). */
+	if ((dflt == MF_EAUTH || rc == MAILIMAP_ERROR_LOGIN || rc == MAILIMAP_ERROR_SASL) &&
+	    (strncasecmp(line, "BAD ", 4) == 0 || strcasecmp(line, "BAD") == 0))
+		return mf_err_set(err, MF_EPROTO, "%s: the server rejected the command as malformed: %s",
+				  what, clean);
 	if (find_ci(line, "[AUTHENTICATIONFAILED]") || find_ci(line, "[AUTHORIZATIONFAILED]") ||
 	    find_ci(line, "[EXPIRED]") || rc == MAILIMAP_ERROR_LOGIN ||
 	    rc == MAILIMAP_ERROR_SASL)
@@ -583,9 +590,39 @@ out:
 	return rc;
 }
 
+/* A command line sent exactly as given. libetpan's mailimap_custom_command
+ * appends a space after the command ("2 AUTHENTICATE PLAIN AHVz... \r\n"):
+ * Dovecot ignores it, Cyrus answers BAD "Unexpected extra arguments". So the
+ * tag, the text and CRLF are written here and the answer parsed by libetpan
+ * as it does for its own commands. MAILIMAP_NO_ERROR on OK,
+ * MAILIMAP_ERROR_CUSTOM_COMMAND on NO or BAD (the line stays in im->tail
+ * for mf_imap_fail), a stream or parse error otherwise. */
+static int raw_command(struct mf_imap *im, const char *cmd)
+{
+	struct mailimap_response *resp = NULL;
+	size_t len = strlen(cmd);
+	int r, type;
+
+	if ((r = mailimap_send_current_tag(im->s)) != MAILIMAP_NO_ERROR)
+		return r;
+	if (mailstream_write(im->s->imap_stream, cmd, len) != (ssize_t)len ||
+	    mailstream_write(im->s->imap_stream, "\r\n", 2) != 2 ||
+	    mailstream_flush(im->s->imap_stream) == -1)
+		return MAILIMAP_ERROR_STREAM;
+	if (mailimap_read_line(im->s) == NULL)
+		return MAILIMAP_ERROR_STREAM;
+	if ((r = mailimap_parse_response(im->s, &resp)) != MAILIMAP_NO_ERROR)
+		return r;
+	type = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
+	mailimap_response_free(resp);
+	if (type == MAILIMAP_RESP_COND_STATE_OK)
+		return MAILIMAP_NO_ERROR;
+	return MAILIMAP_ERROR_CUSTOM_COMMAND;
+}
+
 int mf_imap_command(struct mf_imap *im, const char *cmd, struct mf_err *err)
 {
-	int r = mailimap_custom_command(im->s, cmd);
+	int r = raw_command(im, cmd);
 	if (r != MAILIMAP_NO_ERROR)
 		return mf_imap_fail(im, r, MF_EFOLDER, cmd, err);
 	return 0;
@@ -833,13 +870,15 @@ static int start_compress(struct mf_imap *im, struct mf_err *err)
 		free(z);
 		return mf_err_set(err, MF_ENOMEM, "out of memory");
 	}
-	r = mailimap_custom_command(im->s, "COMPRESS DEFLATE");
+	r = raw_command(im, "COMPRESS DEFLATE");
 	if (r != MAILIMAP_NO_ERROR) {
 		inflateEnd(&z->in);
 		deflateEnd(&z->out);
 		free(z);
-		if (r == MAILIMAP_ERROR_CUSTOM_COMMAND)
-			return 0; /* refused: go on uncompressed */
+		/* refused in any way (NO, BAD, an answer libetpan cannot parse):
+		 * compression is an optimisation, go on uncompressed */
+		if (r == MAILIMAP_ERROR_CUSTOM_COMMAND || r == MAILIMAP_ERROR_PARSE)
+			return 0;
 		return mf_imap_fail(im, r, MF_ECONN, "COMPRESS", err);
 	}
 	z->inner = inner;
@@ -1160,8 +1199,9 @@ static int auth_plain_ir(struct mf_imap *im, const char *authzid, const char *lo
 		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
 		goto out;
 	}
-	r = mailimap_custom_command(im->s, cmd.data);
+	r = raw_command(im, cmd.data);
 	if (r != MAILIMAP_NO_ERROR) {
+		/* NO is a refused login; BAD is told apart by mf_imap_classify */
 		rc = mf_imap_fail(im, r == MAILIMAP_ERROR_CUSTOM_COMMAND ? MAILIMAP_ERROR_LOGIN : r,
 				  MF_EAUTH, "AUTHENTICATE PLAIN", err);
 		goto out;

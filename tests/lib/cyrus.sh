@@ -8,7 +8,8 @@
 #                                  spool, sasldb and logs all under DIR; IMAP on
 #                                  127.0.0.1:PORT; altnamespace and "/" as the
 #                                  separator, so users see "Other Users/..." and
-#                                  "Shared Folders/..."; munge8bit on (Cyrus's
+#                                  "Shared Folders/..."; virtdomains, so that
+#                                  users can be "u@example.org"; munge8bit on (Cyrus's
 #                                  default). Returns 77 when Cyrus is not unpacked.
 #                                  CYRUS_EXTRA_CONF=TEXT adds imapd.conf lines.
 #   cyrus_add_user DIR PORT USER PASS   sasldb password and the user's INBOX
@@ -85,6 +86,7 @@ sasl_sasldb_path: $dir/sasldb2
 sasl_mech_list: PLAIN LOGIN
 altnamespace: yes
 unixhierarchysep: yes
+virtdomains: userid
 munge8bit: yes
 reject8bit: no
 lmtpsocket: $dir/conf/socket/lmtp
@@ -174,9 +176,12 @@ cyrus_user_cmd() {
 }
 
 cyrus_add_user() {
-	local dir=$1 port=$2 user=$3 pass=$4
+	local dir=$1 port=$2 user=$3 pass=$4 realm=mfcyrus
+	# virtdomains: "u@example.org" is user u of domain example.org (its
+	# SASL realm); a user without a domain is in the server's realm
+	case "$user" in *@*) realm=${user##*@} ;; esac
 	printf '%s' "$pass" | env "$(_cyrus_env)" "$_cyrus_root/usr/sbin/saslpasswd2" \
-		-f "$dir/sasldb2" -u mfcyrus -c -p "$user" || return 1
+		-f "$dir/sasldb2" -u "$realm" -c -p "${user%@*}" || return 1
 	[ "$(id -u)" = 0 ] && chown nobody "$dir/sasldb2"
 	cyrus_admin "$port" create "user/$user"
 }

@@ -123,6 +123,16 @@ TEST(classify_answers)
 				"1 NO [AUTHENTICATIONFAILED] Authentication failed.", MF_EAUTH,
 				"LOGIN", &err);
 	CHECK_INT(code, MF_EAUTH);
+	/* BAD to a login is a malformed command (Cyrus and a trailing space),
+	 * not a wrong password */
+	code = mf_imap_classify(MAILIMAP_ERROR_LOGIN,
+				"2 BAD Unexpected extra arguments to Authenticate", MF_EAUTH,
+				"AUTHENTICATE PLAIN", &err);
+	CHECK_INT(code, MF_EPROTO);
+	CHECK(strstr(err.msg, "malformed") != NULL);
+	code = mf_imap_classify(MAILIMAP_ERROR_APPEND, "9 BAD Invalid argument", MF_EMSG, "APPEND",
+				&err);
+	CHECK_INT(code, MF_EMSG);
 	code = mf_imap_classify(MAILIMAP_ERROR_LOGIN, "1 NO [UNAVAILABLE] try later", MF_EAUTH,
 				"LOGIN", &err);
 	CHECK_INT(code, MF_ETHROTTLED);
