@@ -178,13 +178,14 @@ static int snk_open(const void *cfgp, const struct mf_unit *unit, void **out, st
 
 /* The wire name for a target path: namespace prefix, segments in modified
  * UTF-7 joined with the target's delimiter (a delimiter inside a segment
- * becomes '_'). */
-static int wire_name(struct imap_snk *s, const struct mf_path *path, size_t upto,
-		     struct mf_buf *out)
+ * becomes '_'). With `mapped`, characters targets refuse are replaced first
+ * by mf_imap_name_map's rule (*nmapped counts them). */
+static int wire_name_m(struct imap_snk *s, const struct mf_path *path, size_t upto, bool mapped,
+		       struct mf_buf *out, int *nmapped)
 {
 	char d = s->im->delim ? s->im->delim : '_';
 	size_t i, j;
-	struct mf_buf seg = {0};
+	struct mf_buf seg = {0}, mp = {0};
 	int rc = 0;
 
 	out->len = 0;
@@ -194,10 +195,21 @@ static int wire_name(struct imap_snk *s, const struct mf_path *path, size_t upto
 		seg.len = 0;
 		if (i > 0)
 			rc = mf_buf_add(out, &d, 1);
-		if (rc == 0 && i == 0 && !strcasecmp(path->seg[0], "INBOX"))
+		if (rc == 0 && i == 0 && !strcasecmp(path->seg[0], "INBOX")) {
 			rc = mf_buf_addstr(&seg, "INBOX");
-		else if (rc == 0)
+		} else if (rc == 0 && mapped) {
+			int k;
+			mp.len = 0;
+			if ((k = mf_imap_name_map(path->seg[i], &mp)) < 0 ||
+			    mf_buf_add(&mp, "", 1) < 0)
+				rc = MF_ENOMEM;
+			else if (nmapped)
+				*nmapped += k;
+			if (rc == 0)
+				rc = mf_imap_utf7_encode(mp.data, strlen(mp.data), &seg);
+		} else if (rc == 0) {
 			rc = mf_imap_utf7_encode(path->seg[i], strlen(path->seg[i]), &seg);
+		}
 		for (j = 0; rc == 0 && j < seg.len; j++)
 			if (seg.data[j] == d)
 				seg.data[j] = '_';
@@ -207,7 +219,14 @@ static int wire_name(struct imap_snk *s, const struct mf_path *path, size_t upto
 	if (rc == 0)
 		rc = mf_buf_add(out, "", 1);
 	mf_buf_free(&seg);
+	mf_buf_free(&mp);
 	return rc < 0 ? rc : 0;
+}
+
+static int wire_name(struct imap_snk *s, const struct mf_path *path, size_t upto,
+		     struct mf_buf *out)
+{
+	return wire_name_m(s, path, upto, false, out, NULL);
 }
 
 static const struct mf_imap_folder *find_wire(struct imap_snk *s, const char *wire)
@@ -271,16 +290,28 @@ static int snk_folder(void *p, const struct mf_path *path, enum mf_role role, vo
 				target = s->tf[i].wire;
 	}
 	if (!target) {
-		if ((rc = wire_name(s, path, path->n, &w)) < 0) {
+		/* as named, unless the target refuses that name and the name has
+		 * characters mf_imap_name_map replaces: then by that rule (also
+		 * when an earlier run made the mapped folder already) */
+		bool mapped = false;
+		int nmapped = 0;
+		struct mf_buf mw = {0};
+		if ((rc = wire_name(s, path, path->n, &w)) < 0 ||
+		    (rc = wire_name_m(s, path, path->n, true, &mw, &nmapped)) < 0) {
+			mf_buf_free(&mw);
 			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
 			goto out;
 		}
-		target = w.data;
-		if (!find_wire(s, target)) {
+		if (!find_wire(s, w.data) && nmapped > 0 && find_wire(s, mw.data))
+			mapped = true;
+		for (;;) {
+			const char *want = mapped ? mw.data : w.data;
+			if (find_wire(s, want))
+				break;
 			/* parents first: not every server creates them */
 			for (k = 1; k <= path->n && rc == 0; k++) {
 				struct mf_buf pw = {0};
-				if (wire_name(s, path, k, &pw) < 0) {
+				if (wire_name_m(s, path, k, mapped, &pw, NULL) < 0) {
 					rc = mf_err_set(err, MF_ENOMEM, "out of memory");
 				} else if (!find_wire(s, pw.data) && strcasecmp(pw.data, "INBOX")) {
 					rc = create_one(s, pw.data, err);
@@ -289,9 +320,35 @@ static int snk_folder(void *p, const struct mf_path *path, enum mf_role role, vo
 				}
 				mf_buf_free(&pw);
 			}
-			if (rc < 0)
-				goto out;
+			if (rc < 0 && !mapped && nmapped > 0 && err->code == MF_EFOLDER) {
+				/* refused: once more with the mapped name */
+				mapped = true;
+				rc = 0;
+				continue;
+			}
+			break;
 		}
+		if (rc == 0 && mapped) {
+			struct mf_buf a = {0}, b = {0};
+			if (mf_imap_utf7_decode(w.data, strlen(w.data), &a) < 0 ||
+			    mf_buf_add(&a, "", 1) < 0 ||
+			    mf_imap_utf7_decode(mw.data, strlen(mw.data), &b) < 0 ||
+			    mf_buf_add(&b, "", 1) < 0)
+				rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+			else
+				mf_log(MF_LOG_WARN,
+				       "event=folder-renamed mailbox=%s from=\"%s\" to=\"%s\" replaced=%d reason=\"the target refuses these characters in folder names: replaced by their fullwidth forms\"",
+				       s->unit->mailbox, a.data, b.data, nmapped);
+			mf_buf_free(&a);
+			mf_buf_free(&b);
+			w.len = 0;
+			if (mf_buf_add(&w, mw.data, mw.len) < 0)
+				rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		}
+		mf_buf_free(&mw);
+		if (rc < 0)
+			goto out;
+		target = w.data;
 	}
 	for (i = 0; i < s->nfh; i++)
 		if (!strcmp(s->fh[i]->wire, target)) {

@@ -1339,6 +1339,23 @@ static void ssl_cb(struct mailstream_ssl_context *ctx, void *data)
 	mailstream_ssl_set_server_name(ctx, data);
 }
 
+/* Remember the prefixes of other users' and shared namespaces. An empty one
+ * cannot be told from the personal namespace and is not kept. */
+static int add_foreign_ns(struct mf_imap *im, struct mailimap_namespace_item *item)
+{
+	clistiter *it;
+	for (it = item && item->ns_data_list ? clist_begin(item->ns_data_list) : NULL; it;
+	     it = clist_next(it)) {
+		struct mailimap_namespace_info *ni = clist_content(it);
+		if (!ni->ns_prefix || !*ni->ns_prefix || im->nforeign == MF_IMAP_MAX_NS)
+			continue;
+		if (!(im->foreign_ns[im->nforeign] = strdup(ni->ns_prefix)))
+			return MF_ENOMEM;
+		im->nforeign++;
+	}
+	return 0;
+}
+
 static int learn_namespace(struct mf_imap *im, struct mf_err *err)
 {
 	int r;
@@ -1351,6 +1368,11 @@ static int learn_namespace(struct mf_imap *im, struct mf_err *err)
 				clist_content(clist_begin(ns->ns_personal->ns_data_list));
 			im->delim = ni->ns_delimiter;
 			im->ns_prefix = strdup(ni->ns_prefix ? ni->ns_prefix : "");
+			if (im->ns_prefix && (add_foreign_ns(im, ns->ns_other) < 0 ||
+					      add_foreign_ns(im, ns->ns_shared) < 0)) {
+				free(im->ns_prefix);
+				im->ns_prefix = NULL;
+			}
 			mailimap_namespace_data_free(ns);
 			if (!im->ns_prefix)
 				return mf_err_set(err, MF_ENOMEM, "out of memory");
@@ -1457,6 +1479,8 @@ void mf_imap_close(struct mf_imap *im)
 	}
 	mf_buf_free(&im->body);
 	free(im->ns_prefix);
+	for (size_t i = 0; i < im->nforeign; i++)
+		free(im->foreign_ns[i]);
 	free(im->selected);
 	free(im->perm_keywords);
 	free(im);
@@ -1561,7 +1585,21 @@ static int wire_to_path(const char *rel, char delim, struct mf_path *p)
 	return rc;
 }
 
-static int add_listing(struct mf_imap *im, clist *l, const char *strip,
+/* The name lies in another users' or a shared namespace. */
+static bool in_foreign_ns(const struct mf_imap *im, const char *name)
+{
+	for (size_t i = 0; i < im->nforeign; i++) {
+		size_t pl = strlen(im->foreign_ns[i]);
+		/* "Other Users/x" and the namespace root "Other Users" itself */
+		if (!strncmp(name, im->foreign_ns[i], pl) ||
+		    (pl > 1 && im->foreign_ns[i][pl - 1] == im->delim && strlen(name) == pl - 1 &&
+		     !strncmp(name, im->foreign_ns[i], pl - 1)))
+			return true;
+	}
+	return false;
+}
+
+static int add_listing(struct mf_imap *im, clist *l, const char *strip, bool foreign,
 		       struct mf_imap_folder **arr, size_t *n, size_t *cap)
 {
 	clistiter *it;
@@ -1578,6 +1616,8 @@ static int add_listing(struct mf_imap *im, clist *l, const char *strip,
 			if (!strcmp((*arr)[i].wire, mb->mb_name))
 				break;
 		if (i < *n)
+			continue;
+		if (!foreign && !is_inbox && in_foreign_ns(im, mb->mb_name))
 			continue;
 		if (!is_inbox && strip && *strip) {
 			if (strncmp(rel, strip, strlen(strip)) != 0)
@@ -1669,7 +1709,7 @@ int mf_imap_list(struct mf_imap *im, const char *root, struct mf_imap_folder **o
 			rc = mf_imap_fail(im, r, MF_EMAILBOX, "LIST", err);
 			goto out;
 		}
-		if (add_listing(im, l, strip.data, &arr, &cnt, &cap) < 0)
+		if (add_listing(im, l, strip.data, false, &arr, &cnt, &cap) < 0)
 			goto nomem;
 		mailimap_list_result_free(l);
 		l = NULL;
@@ -1680,8 +1720,25 @@ int mf_imap_list(struct mf_imap *im, const char *root, struct mf_imap_folder **o
 		rc = mf_imap_fail(im, r, MF_EMAILBOX, "LIST", err);
 		goto out;
 	}
-	if (add_listing(im, l, strip.data, &arr, &cnt, &cap) < 0)
+	if (add_listing(im, l, strip.data, false, &arr, &cnt, &cap) < 0)
 		goto nomem;
+	/* other users' and shared folders, when asked: as the server names
+	 * them, prefix included */
+	for (size_t i = 0; im->list_foreign && !(root && *root) && i < im->nforeign; i++) {
+		mailimap_list_result_free(l);
+		l = NULL;
+		pat.len = 0;
+		if (mf_buf_addstr(&pat, im->foreign_ns[i]) < 0 || mf_buf_add(&pat, "*", 2) < 0)
+			goto nomem;
+		r = xlist ? mailimap_xlist(im->s, "", pat.data, &l)
+			  : mailimap_list(im->s, "", pat.data, &l);
+		if (r != MAILIMAP_NO_ERROR) {
+			rc = mf_imap_fail(im, r, MF_EMAILBOX, "LIST", err);
+			goto out;
+		}
+		if (add_listing(im, l, NULL, true, &arr, &cnt, &cap) < 0)
+			goto nomem;
+	}
 	*out = arr;
 	*n = cnt;
 	arr = NULL;
@@ -1739,6 +1796,24 @@ static int put_utf8(struct mf_buf *out, uint32_t cp)
 		n = 4;
 	}
 	return mf_buf_add(out, b, n);
+}
+
+int mf_imap_name_map(const char *in, struct mf_buf *out)
+{
+	int n = 0;
+	for (const char *p = in; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (strchr(MF_IMAP_NAME_MAPPED, c)) {
+			/* U+FF01..U+FF5E mirror '!'..'~' */
+			uint32_t cp = 0xff01u + (uint32_t)(c - '!');
+			if (put_utf8(out, cp) < 0)
+				return MF_ENOMEM;
+			n++;
+		} else if (mf_buf_add(out, p, 1) < 0) {
+			return MF_ENOMEM;
+		}
+	}
+	return n;
 }
 
 int mf_imap_utf7_decode(const char *in, size_t len, struct mf_buf *out)
