@@ -156,6 +156,25 @@ TEST(classify_answers)
 	CHECK(strchr(err.msg, '\x01') == NULL);
 }
 
+/* the documented rule for folder names a target refuses */
+TEST(name_map)
+{
+	struct mf_buf b = {0};
+	CHECK_INT(mf_imap_name_map("Rabatt 100%", &b), 1);
+	CHECK_INT(mf_buf_add(&b, "", 1), 0);
+	CHECK_STR(b.data, "Rabatt 100\xef\xbc\x85"); /* U+FF05 */
+	b.len = 0;
+	CHECK_INT(mf_imap_name_map("Say \"hi\" \\ ^x", &b), 4);
+	CHECK_INT(mf_buf_add(&b, "", 1), 0);
+	CHECK_STR(b.data, "Say \xef\xbc\x82hi\xef\xbc\x82 \xef\xbc\xbc \xef\xbc\xbex");
+	b.len = 0;
+	/* nothing to map: the same bytes, UTF-8 and & untouched */
+	CHECK_INT(mf_imap_name_map("A&B \xc3\xbc 日本", &b), 0);
+	CHECK_INT(mf_buf_add(&b, "", 1), 0);
+	CHECK_STR(b.data, "A&B \xc3\xbc 日本");
+	mf_buf_free(&b);
+}
+
 TEST(roles_by_name)
 {
 	CHECK_INT(mf_imap_role_by_name("Sent Items"), MF_ROLE_SENT);
@@ -223,6 +242,7 @@ int main(void)
 	RUN(utf7_rejects_malformed);
 	RUN(utf7_roundtrip_many);
 	RUN(classify_answers);
+	RUN(name_map);
 	RUN(roles_by_name);
 	RUN(internaldate);
 	RUN(token_cmd_cache_and_refresh);
