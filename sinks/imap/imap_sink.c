@@ -55,6 +55,11 @@ struct imap_snk {
 	size_t ntf;
 	struct snk_folder **fh;
 	size_t nfh;
+	/* does the target store what it is given? (see check_stored) */
+	bool first_checked;   /* the first store was read back */
+	bool munges_8bit;     /* it replaces raw 8-bit header bytes (Cyrus munge8bit) */
+	bool rewrites;        /* it changed a message some other way */
+	unsigned long changed; /* messages stored altered, as far as known */
 };
 
 static const struct mf_conf_key snk_keys[] = {
@@ -131,6 +136,9 @@ static void snk_close(void *p)
 	size_t i;
 	if (!s)
 		return;
+	if (s->changed)
+		mf_log(MF_LOG_WARN, "event=changed-by-target-total mailbox=%s messages=%lu",
+		       s->unit->mailbox, s->changed);
 	mf_imap_close(s->im);
 	mf_imap_folders_free(s->tf, s->ntf);
 	for (i = 0; i < s->nfh; i++) {
@@ -562,6 +570,112 @@ out:
 	return r;
 }
 
+/* Length of the header block, blank line included (all of it if none). */
+static size_t header_len(const unsigned char *d, size_t n)
+{
+	for (size_t i = 0; i + 3 < n; i++)
+		if (d[i] == '\r' && d[i + 1] == '\n' && d[i + 2] == '\r' && d[i + 3] == '\n')
+			return i + 4;
+	return n;
+}
+
+/* Raw 8-bit bytes in the header block (not RFC 2047 encoded). */
+static bool header_8bit(const unsigned char *d, size_t n)
+{
+	size_t h = header_len(d, n);
+	for (size_t i = 0; i < h; i++)
+		if (d[i] >= 0x80)
+			return true;
+	return false;
+}
+
+/* Is `got` the item as a target stores it that replaces raw 8-bit header
+ * bytes (Cyrus's munge8bit makes each one 'X')? The same length and body,
+ * the header the same except where the item had a byte >= 0x80. */
+static bool same_but_8bit_header(const struct mf_item *item, const unsigned char *got, size_t n)
+{
+	size_t h;
+	bool differs = false;
+	if (n != item->len)
+		return false;
+	h = header_len(item->data, item->len);
+	for (size_t i = 0; i < h; i++)
+		if (got[i] != item->data[i]) {
+			if (item->data[i] < 0x80 || got[i] >= 0x80)
+				return false;
+			differs = true;
+		}
+	return differs && memcmp(got + h, item->data + h, n - h) == 0;
+}
+
+struct readback {
+	const struct mf_item *item;
+	int verdict; /* 0 not seen, 1 same, 2 8-bit header bytes replaced, 3 other change */
+	char hash[2 * MF_SHA256_LEN + 1];
+};
+
+static int readback_cb(void *p, struct mf_imap_fmsg *m)
+{
+	struct readback *rb = p;
+	unsigned char h[MF_SHA256_LEN];
+	if (!m->body)
+		return 0;
+	mf_sha256(m->body, m->body_len, h);
+	mf_hex(h, MF_SHA256_LEN, rb->hash);
+	if (memcmp(h, rb->item->sha256, MF_SHA256_LEN) == 0)
+		rb->verdict = 1;
+	else if (same_but_8bit_header(rb->item, m->body, m->body_len))
+		rb->verdict = 2;
+	else
+		rb->verdict = 3;
+	return 0;
+}
+
+/* After a store: does the target keep what it was given? The first message
+ * of a session and each one with raw 8-bit header bytes (until the target
+ * is known to replace them) is read back once by its APPENDUID. A target
+ * that rewrites is reported ("changed by the target"), and probe() then
+ * recognises the rewritten copy, so that a rerun or `verify --repair`
+ * never stores it again in a loop. Failures here change nothing: the
+ * message is stored. */
+static void check_stored(struct imap_snk *s, struct snk_folder *fh, const struct mf_item *item,
+			 uint32_t uid)
+{
+	bool h8 = header_8bit(item->data, item->len);
+	struct readback rb = {.item = item};
+	struct mf_err e = {0};
+
+	if (h8 && s->munges_8bit) {
+		s->changed++;
+		mf_log(MF_LOG_WARN,
+		       "event=changed-by-target mailbox=%s folder=%s message_id=%s reason=\"the target replaced raw 8-bit header bytes (Cyrus munge8bit)\"",
+		       s->unit->mailbox, fh->wire, item->message_id ? item->message_id : "-");
+		return;
+	}
+	if (!uid || s->rewrites || (s->first_checked && !h8))
+		return;
+	s->first_checked = true;
+	if (mf_imap_select(s->im, fh->wire, true, &e) < 0 ||
+	    mf_imap_uid_fetch(s->im, &uid, 1, 0, 0, MF_IMAP_F_BODY, readback_cb, &rb, &e) < 0) {
+		mf_log(MF_LOG_DEBUG, "event=readback-failed mailbox=%s folder=%s reason=\"%s\"",
+		       s->unit->mailbox, fh->wire, e.msg);
+		return;
+	}
+	if (rb.verdict == 2) {
+		s->munges_8bit = true;
+		s->changed++;
+		mf_log(MF_LOG_WARN,
+		       "event=changed-by-target mailbox=%s folder=%s message_id=%s target_sha256=%s reason=\"the target replaced raw 8-bit header bytes (Cyrus munge8bit)\"",
+		       s->unit->mailbox, fh->wire, item->message_id ? item->message_id : "-", rb.hash);
+	} else if (rb.verdict == 3) {
+		s->rewrites = true;
+		s->changed++;
+		mf_log(MF_LOG_WARN,
+		       "event=changed-by-target mailbox=%s folder=%s message_id=%s target_sha256=%s reason=\"the target stored an altered copy; verify will count such messages as missing\"",
+		       s->unit->mailbox, fh->wire, item->message_id ? item->message_id : "-", rb.hash);
+	}
+}
+
 static int snk_store(void *p, void *fhp, const struct mf_item *item, char sink_id[MF_SINK_ID_MAX],
 		     struct mf_err *err)
 {
@@ -613,6 +727,7 @@ done:
 	}
 	if (uid)
 		snprintf(sink_id, MF_SINK_ID_MAX, "%" PRIu32 ":%" PRIu32, uv, uid);
+	check_stored(s, fh, item, uid);
 out:
 	if (fl)
 		mailimap_flag_list_free(fl);
@@ -635,7 +750,11 @@ static int probe_cb(void *p, struct mf_imap_fmsg *m)
 	if (!m->body)
 		return 0;
 	mf_sha256(m->body, m->body_len, h);
-	if (memcmp(h, pa->item->sha256, MF_SHA256_LEN) == 0) {
+	/* a copy the target altered as it stored it (8-bit header bytes
+	 * replaced) is this message too: storing again would only add
+	 * another altered copy */
+	if (memcmp(h, pa->item->sha256, MF_SHA256_LEN) == 0 ||
+	    same_but_8bit_header(pa->item, m->body, m->body_len)) {
 		/* the n-th identical copy in the source is the n-th here */
 		if (pa->matches == pa->item->dup)
 			pa->match_uid = m->uid;
