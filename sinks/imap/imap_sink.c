@@ -38,6 +38,7 @@ struct snk_cfg {
 	char *admin_user;
 	uint64_t max_bytes;
 	uint64_t max_line;
+	int encode_8bit; /* headers_8bit = encode */
 };
 
 struct snk_folder {
@@ -70,6 +71,7 @@ static const struct mf_conf_key snk_keys[] = {
 	{"admin_user", false, "log in as this user on behalf of each mailbox (SASL PLAIN authzid)"},
 	{"max_message_mb", false, "larger messages are skipped and reported (default 150)"},
 	{"max_line", false, "longest line the target accepts, 0 = no limit (default 0)"},
+	{"headers_8bit", false, "keep (default): header fields with raw 8-bit bytes are stored as they are; encode: they are RFC 2047-encoded first (counted as 8bit-headers-encoded), for targets that would alter them (Cyrus munge8bit)"},
 	{NULL, false, NULL},
 };
 
@@ -77,6 +79,7 @@ static int snk_configure(const struct mf_conf_section *sec, void **cfgp, struct 
 {
 	struct snk_cfg *c = calloc(1, sizeof(*c));
 	uint64_t mb = 150;
+	static const char *const h8[] = {"keep", "encode", NULL};
 	const char *admin;
 	int rc;
 
@@ -85,7 +88,8 @@ static int snk_configure(const struct mf_conf_section *sec, void **cfgp, struct 
 	if ((rc = mf_imap_conf_parse(sec, &c->ic, err)) < 0 ||
 	    (rc = mf_conf_uint(sec, "max_message_mb", 1, 1 << 20, 150, &mb, err)) < 0 ||
 	    (rc = mf_conf_uint(sec, "max_line", 0, UINT32_MAX, 0, &c->max_line, err)) < 0 ||
-	    (rc = mf_conf_secret(sec, "password", &c->password, err)) < 0)
+	    (rc = mf_conf_secret(sec, "password", &c->password, err)) < 0 ||
+	    (rc = mf_conf_enum(sec, "headers_8bit", h8, 0, &c->encode_8bit, err)) < 0)
 		goto fail;
 	c->max_bytes = mb * 1024 * 1024;
 	admin = mf_conf_get(sec, "admin_user", NULL);
@@ -128,6 +132,7 @@ static void snk_caps(const void *cfgp, struct mf_sink_caps *caps)
 	caps->crlf = true;
 	caps->max_line = (size_t)c->max_line;
 	caps->max_message_bytes = c->max_bytes;
+	caps->ascii_headers = c->encode_8bit != 0;
 }
 
 static void snk_close(void *p)
@@ -648,7 +653,7 @@ static void check_stored(struct imap_snk *s, struct snk_folder *fh, const struct
 	if (h8 && s->munges_8bit) {
 		s->changed++;
 		mf_log(MF_LOG_WARN,
-		       "event=changed-by-target mailbox=%s folder=%s message_id=%s reason=\"the target replaced raw 8-bit header bytes (Cyrus munge8bit)\"",
+		       "event=changed-by-target mailbox=%s folder=%s message_id=%s reason=\"the target replaced raw 8-bit header bytes (Cyrus munge8bit); headers_8bit = encode in [sink] stores them RFC 2047-encoded instead\"",
 		       s->unit->mailbox, fh->wire, item->message_id ? item->message_id : "-");
 		return;
 	}
@@ -665,7 +670,7 @@ static void check_stored(struct imap_snk *s, struct snk_folder *fh, const struct
 		s->munges_8bit = true;
 		s->changed++;
 		mf_log(MF_LOG_WARN,
-		       "event=changed-by-target mailbox=%s folder=%s message_id=%s target_sha256=%s reason=\"the target replaced raw 8-bit header bytes (Cyrus munge8bit)\"",
+		       "event=changed-by-target mailbox=%s folder=%s message_id=%s target_sha256=%s reason=\"the target replaced raw 8-bit header bytes (Cyrus munge8bit); headers_8bit = encode in [sink] stores them RFC 2047-encoded instead\"",
 		       s->unit->mailbox, fh->wire, item->message_id ? item->message_id : "-", rb.hash);
 	} else if (rb.verdict == 3) {
 		s->rewrites = true;
