@@ -595,8 +595,9 @@ out:
  * Dovecot ignores it, Cyrus answers BAD "Unexpected extra arguments". So the
  * tag, the text and CRLF are written here and the answer parsed by libetpan
  * as it does for its own commands. MAILIMAP_NO_ERROR on OK,
- * MAILIMAP_ERROR_CUSTOM_COMMAND on NO or BAD (the line stays in im->tail
- * for mf_imap_fail), a stream or parse error otherwise. */
+ * MAILIMAP_ERROR_CUSTOM_COMMAND on NO, MAILIMAP_ERROR_PROTOCOL on BAD (as
+ * libetpan's parser reports it), a stream or parse error otherwise; the
+ * answer stays in im->tail for mf_imap_fail. */
 static int raw_command(struct mf_imap *im, const char *cmd)
 {
 	struct mailimap_response *resp = NULL;
@@ -875,9 +876,11 @@ static int start_compress(struct mf_imap *im, struct mf_err *err)
 		inflateEnd(&z->in);
 		deflateEnd(&z->out);
 		free(z);
-		/* refused in any way (NO, BAD, an answer libetpan cannot parse):
-		 * compression is an optimisation, go on uncompressed */
-		if (r == MAILIMAP_ERROR_CUSTOM_COMMAND || r == MAILIMAP_ERROR_PARSE)
+		/* refused in any way: NO, BAD (libetpan's parser turns a tagged
+		 * BAD into MAILIMAP_ERROR_PROTOCOL), an answer it cannot parse.
+		 * Compression is an optimisation: go on uncompressed */
+		if (r == MAILIMAP_ERROR_CUSTOM_COMMAND || r == MAILIMAP_ERROR_PARSE ||
+		    r == MAILIMAP_ERROR_PROTOCOL)
 			return 0;
 		return mf_imap_fail(im, r, MF_ECONN, "COMPRESS", err);
 	}

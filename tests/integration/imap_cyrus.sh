@@ -31,7 +31,12 @@ fi
 failures=0
 fail() { echo "FAIL: $*" >&2; exit 1; }
 bad() { echo "FAIL: $*"; failures=$((failures + 1)); }
-cleanup() { cyrus_stop "$W/cyr"; dovecot_stop "$W/dc"; }
+PROXY_PIDS=()
+cleanup() {
+	for p in "${PROXY_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	cyrus_stop "$W/cyr"
+	dovecot_stop "$W/dc"
+}
 trap cleanup EXIT
 
 cyrus_stop "$W/cyr" 2>/dev/null; dovecot_stop "$W/dc" 2>/dev/null
@@ -42,7 +47,7 @@ dovecot_start "$W/dc" "$DP" / || fail "dovecot did not start"
 
 # Dovecot: the source of direction 1 and the targets of direction 2
 dovecot_add_user "$W/dc" dana pd
-for u in cyra cyra-all cyra-k1 cyra-k2 cyra-k3; do dovecot_add_user "$W/dc" "$u@example.org" tpw; done
+for u in cyra cyra-all cyra-k1 cyra-k2 cyra-k3 cyra-z1 cyra-z2 cyra-z3; do dovecot_add_user "$W/dc" "$u@example.org" tpw; done
 # Cyrus: the source of direction 2 and the targets of direction 1;
 # user0002 shares a folder with cyra, and there is a shared folder
 # (virtdomains: users are u@example.org, shared folders are the domain's)
@@ -327,6 +332,55 @@ enc=$("$MF_BIN" report "$W/d2ce.ini" 2>/dev/null | grep -o '8bit-headers-encoded
 grep -q "event=changed-by-target " "$W/d2ce.err" && bad "changed by the target although encoded"
 "$MF_BIN" verify "$W/d2ce.ini" >"$W/verify.d2ce" 2>&1 && echo "ok: verify matches with headers_8bit = encode" ||
 	bad "verify with headers_8bit = encode: $(grep -c MISMATCH "$W/verify.d2ce") folders differ"
+
+# 6. COMPRESS refused in any way (NO, BAD, an answer libetpan cannot parse)
+# by a server that offers it: the session goes on uncompressed. A proxy in
+# front of Cyrus answers the COMPRESS command itself.
+cat >"$W/zproxy.py" <<'PY'
+import socket, sys, threading, re
+lport, dport, answer = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", lport)); ls.listen(16)
+def pump(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d: break
+            b.sendall(d)
+    except OSError: pass
+    for s in (a, b):
+        try: s.shutdown(socket.SHUT_RDWR)
+        except OSError: pass
+def client(c):
+    s = socket.create_connection(("127.0.0.1", dport))
+    threading.Thread(target=pump, args=(s, c), daemon=True).start()
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d: break
+            m = re.match(rb"(\S+) COMPRESS DEFLATE\r\n$", d)
+            if m:
+                c.sendall(m.group(1) + b" " + answer.encode() + b"\r\n"); continue
+            s.sendall(d)
+    except OSError: pass
+    try: s.shutdown(socket.SHUT_RDWR)
+    except OSError: pass
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=client, args=(c,), daemon=True).start()
+PY
+z=0
+for answer in "NO compression is off today" "BAD Unexpected extra arguments to Compress" "BAD [UNAVAILABLE"; do
+	z=$((z + 1))
+	ZP=$(dovecot_free_port $((DP + 10 + z)))
+	python3 "$W/zproxy.py" "$ZP" "$CP" "$answer" 2>/dev/null &
+	PROXY_PIDS+=($!)
+	for i in $(seq 1 50); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $ZP), 1)" 2>/dev/null && break; sleep 0.1; done
+	job c2dz$z "$ZP" "$DP" "cyra-z$z@example.org,cyra@example.org,pc"
+	run c2dz$z
+	[ "$RC" = 0 ] || { grep -m1 "level=error" "$W/c2dz$z.err"; bad "COMPRESS answered '$answer': run exited $RC"; }
+	check_c2d "Cyrus -> Dovecot, COMPRESS answered '$answer'" cyra-z$z
+done
 
 [ "$failures" = 0 ] || fail "$failures checks failed"
 echo "all Cyrus checks passed"
