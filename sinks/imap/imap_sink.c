@@ -60,6 +60,7 @@ struct imap_snk {
 	bool first_checked;   /* the first store was read back */
 	bool munges_8bit;     /* it replaces raw 8-bit header bytes (Cyrus munge8bit) */
 	bool rewrites;        /* it changed a message some other way */
+	unsigned kept_8bit;   /* 8-bit-header messages read back unchanged */
 	unsigned long changed; /* messages stored altered, as far as known */
 };
 
@@ -638,7 +639,8 @@ static int readback_cb(void *p, struct mf_imap_fmsg *m)
 
 /* After a store: does the target keep what it was given? The first message
  * of a session and each one with raw 8-bit header bytes (until the target
- * is known to replace them) is read back once by its APPENDUID. A target
+ * is known to replace them, or three came back unchanged) is read back once
+ * by its APPENDUID. A target
  * that rewrites is reported ("changed by the target"), and probe() then
  * recognises the rewritten copy, so that a rerun or `verify --repair`
  * never stores it again in a loop. Failures here change nothing: the
@@ -657,7 +659,9 @@ static void check_stored(struct imap_snk *s, struct snk_folder *fh, const struct
 		       s->unit->mailbox, fh->wire, item->message_id ? item->message_id : "-");
 		return;
 	}
-	if (!uid || s->rewrites || (s->first_checked && !h8))
+	/* three unchanged 8-bit-header messages: the target keeps them, stop
+	 * paying a read per message */
+	if (!uid || s->rewrites || (s->first_checked && (!h8 || s->kept_8bit >= 3)))
 		return;
 	s->first_checked = true;
 	if (mf_imap_select(s->im, fh->wire, true, &e) < 0 ||
@@ -666,6 +670,8 @@ static void check_stored(struct imap_snk *s, struct snk_folder *fh, const struct
 		       s->unit->mailbox, fh->wire, e.msg);
 		return;
 	}
+	if (rb.verdict == 1 && h8)
+		s->kept_8bit++;
 	if (rb.verdict == 2) {
 		s->munges_8bit = true;
 		s->changed++;
