@@ -47,7 +47,7 @@ dovecot_start "$W/dc" "$DP" / || fail "dovecot did not start"
 
 # Dovecot: the source of direction 1 and the targets of direction 2
 dovecot_add_user "$W/dc" dana pd
-for u in cyra cyra-all cyra-k1 cyra-k2 cyra-k3 cyra-z1 cyra-z2 cyra-z3; do dovecot_add_user "$W/dc" "$u@example.org" tpw; done
+for u in cyra cyra-all cyra-l cyra-k1 cyra-k2 cyra-k3 cyra-z1 cyra-z2 cyra-z3; do dovecot_add_user "$W/dc" "$u@example.org" tpw; done
 # Cyrus: the source of direction 2 and the targets of direction 1;
 # user0002 shares a folder with cyra, and there is a shared folder
 # (virtdomains: users are u@example.org, shared folders are the domain's)
@@ -134,6 +134,9 @@ done
 job d2ce "$DP" "$CP" "dana-e@example.org,dana,pd"
 printf 'headers_8bit = encode\n' >>"$W/d2ce.ini"
 job c2d "$CP" "$DP" "cyra@example.org,cyra@example.org,pc"
+job c2dl "$CP" "$DP" "cyra-l@example.org,cyra@example.org,pc"
+sed -i 's/^auth = plain$/auth = login/' "$W/c2dl.ini"
+job c2dw "$CP" "$DP" "cyra-l@example.org,cyra@example.org,wrong-password"
 job c2da "$CP" "$DP" "cyra-all@example.org,cyra@example.org,pc" "namespaces = all"
 
 run() { # job [env...]
@@ -217,6 +220,17 @@ if grep -q -e '^Other Users' -e '^Shared Folders' -e '^Team Share' -e '^Public' 
 else
 	echo "ok: Cyrus -> Dovecot: Other Users/ and Shared Folders/ left out"
 fi
+
+# LOGIN instead of AUTHENTICATE PLAIN works too; a wrong password is "auth"
+run c2dl
+[ "$RC" = 0 ] || bad "auth = login against Cyrus: exit $RC"
+check_c2d "Cyrus -> Dovecot, auth = login" cyra-l
+run c2dw
+cls=$("$MF_BIN" report "$W/c2dw.ini" --format json 2>/dev/null | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["mailboxes"][0]["error_class"])' 2>/dev/null)
+[ "$RC" = 1 ] && [ "$cls" = auth ] && echo "ok: a wrong password on Cyrus: exit 1, class auth" ||
+	bad "a wrong password on Cyrus: exit $RC, class '$cls'"
 
 # namespaces = all: they come too, under the server's namespace names
 run c2da
