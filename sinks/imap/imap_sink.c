@@ -338,6 +338,7 @@ static int snk_folder(void *p, const struct mf_path *path, enum mf_role role, vo
 				/* refused: once more with the mapped name */
 				mapped = true;
 				rc = 0;
+				mf_err_clear(err);
 				continue;
 			}
 			break;
