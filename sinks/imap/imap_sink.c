@@ -751,6 +751,7 @@ out:
 
 struct probe_arg {
 	const struct mf_item *item;
+	bool rewritten; /* the copy found was altered by the target */
 	unsigned matches;
 	uint32_t match_uid;
 };
@@ -765,11 +766,13 @@ static int probe_cb(void *p, struct mf_imap_fmsg *m)
 	/* a copy the target altered as it stored it (8-bit header bytes
 	 * replaced) is this message too: storing again would only add
 	 * another altered copy */
-	if (memcmp(h, pa->item->sha256, MF_SHA256_LEN) == 0 ||
-	    same_but_8bit_header(pa->item, m->body, m->body_len)) {
+	bool same = memcmp(h, pa->item->sha256, MF_SHA256_LEN) == 0;
+	if (same || same_but_8bit_header(pa->item, m->body, m->body_len)) {
 		/* the n-th identical copy in the source is the n-th here */
-		if (pa->matches == pa->item->dup)
+		if (pa->matches == pa->item->dup) {
 			pa->match_uid = m->uid;
+			pa->rewritten = !same;
+		}
 		pa->matches++;
 	}
 	return 0;
@@ -807,6 +810,11 @@ static int snk_probe(void *p, void *fhp, const struct mf_item *item, char sink_i
 	if (pa.matches > item->dup) {
 		snprintf(sink_id, MF_SINK_ID_MAX, "%" PRIu32 ":%" PRIu32, s->im->uidvalidity,
 			 pa.match_uid);
+		if (pa.rewritten)
+			mf_log(MF_LOG_WARN,
+			       "event=changed-by-target mailbox=%s folder=%s message_id=%s uid=%" PRIu32 " reason=\"found in the target as it altered it (raw 8-bit header bytes replaced): not stored again; headers_8bit = encode in [sink] avoids the change\"",
+			       s->unit->mailbox, fh->wire, item->message_id ? item->message_id : "-",
+			       pa.match_uid);
 		rc = 1;
 	}
 out:
