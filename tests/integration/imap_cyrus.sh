@@ -4,19 +4,27 @@
 # the other, in both directions: Dovecot -> Cyrus and Cyrus -> Dovecot.
 #
 # Cyrus runs from Debian's .debs unpacked by tools/cyrus.sh (skips, exit 77,
-# when it cannot be). Its config is Cyrus's defaults plus altnamespace and
-# "/" as separator: the user sees "Other Users/..." and "Shared Folders/...",
-# and refuses % " \ and ^ in folder names; munge8bit is on (its default).
+# when it cannot be). Its config is Cyrus's defaults plus altnamespace, "/"
+# as separator and virtdomains: the user sees "Other Users/..." and "Shared
+# Folders/...", and Cyrus refuses % ; < > ^ ` { | } " \ in folder names;
+# munge8bit is on (its default).
 #
 # The corpus: folders with non-ASCII, &, %, quote, backslash and emoji names,
 # keywords, \Deleted, and messages with raw 8-bit (UTF-8) header bytes. Each
 # target is compared with its source by an independent IMAP client (imaplib),
 # not by mailferry's state: per folder the multiset of (flags, INTERNALDATE,
 # SHA-256 of the content with CRLF -> LF), folder names mapped by the rule
-# the README documents. Then a second run moves nothing, and a run killed
-# with kill -9 in the middle is rerun to the exact result, no duplicates.
-# It also checks what is not the user's: other users' and shared folders on
-# Cyrus stay out of the move.
+# the README documents, 8-bit headers as munge8bit leaves them. Then:
+#  - a second run moves nothing;
+#  - other users' and shared folders stay out (and come with namespaces = all);
+#  - auth = login works, a wrong password is class auth;
+#  - kill -9 at store, pending and commit points in both directions, rerun:
+#    exact, no extra copy;
+#  - 2 x (verify --repair, run) against Cyrus's rewriting adds no copy, and
+#    the change is reported;
+#  - headers_8bit = encode: the target equals the source by meaning (every
+#    header decoded), no raw 8-bit header left, counted in the report;
+#  - COMPRESS refused three ways (NO, BAD, unparsable) by a proxy: uncompressed.
 set -u
 : "${MF_BIN:?}" "${MF_SRC:?}"
 W=${MF_TMP:-$(mktemp -d /tmp/mf-imap-cyrus.XXXXXX)}
