@@ -808,6 +808,7 @@ int mf_job_load(const char *path, struct mf_job *job, FILE *diag)
 		job->norm.max_line = job->caps.max_line;
 	job->norm.add_message_id = job->caps.needs_message_id;
 	job->norm.add_date = job->caps.needs_date;
+	job->norm.encode_8bit_headers = job->caps.ascii_headers;
 
 	/* The manifest. */
 	char *mtext = NULL;

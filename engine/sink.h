@@ -31,6 +31,7 @@ struct mf_sink_caps {
 	uint64_t max_message_bytes; /* bigger messages are skipped, 0 = no limit */
 	bool needs_message_id;      /* finds messages again only by Message-ID */
 	bool needs_date;            /* takes the date from the Date header */
+	bool ascii_headers;         /* raw 8-bit header fields are RFC 2047-encoded first */
 	bool whole_files;           /* takes each unit's source file whole (PST
 	                               import staging): see upload_file */
 	bool archive_rows;          /* takes IsArchive rows: for a unit with

@@ -22,6 +22,7 @@ const char *mf_norm_kind_name(unsigned bit_index)
 		"line-endings", "bare-cr",	      "nul-removed",
 		"long-lines",	"message-id-added", "date-added",
 		"tnef-decoded", "tnef-not-decoded", "read-receipt-dropped",
+		"8bit-headers-encoded",
 	};
 	return bit_index < MF_NORM_NKINDS ? names[bit_index] : "unknown";
 }
@@ -424,6 +425,7 @@ int mf_normalize(const struct mf_norm_opts *opts, const unsigned char *in, size_
 	struct mf_part *parts = NULL;
 	size_t nparts = 0;
 	unsigned char *fixed = NULL;
+	struct mf_out enc8 = { 0 };
 	int rc = 0;
 
 	unsigned changes = scan_line_ends(in, len, opts->crlf);
@@ -440,6 +442,18 @@ int mf_normalize(const struct mf_norm_opts *opts, const unsigned char *in, size_
 		c.p = fixed;
 	}
 	res->changes = changes;
+	if (opts->encode_8bit_headers) {
+		bool enc = false;
+		if (mf_norm_encode_8bit_headers(c.p, c.len, c.eol, &enc8, &enc) < 0) {
+			rc = MF_ENOMEM;
+			goto out;
+		}
+		if (enc) {
+			c.p = (const unsigned char *)enc8.b.data;
+			c.len = enc8.b.len;
+			res->changes |= MF_NORM_HEADERS_8BIT;
+		}
+	}
 	rc = mf_mime_parse(c.p, c.len, &parts, &nparts);
 	if (rc)
 		goto out;
@@ -493,6 +507,7 @@ out:
 	free_edits(&c);
 	free(parts);
 	mf_bytes_free(fixed);
+	mf_out_free(&enc8);
 	return rc;
 }
 

@@ -24,8 +24,9 @@ enum mf_norm_change {
 	MF_NORM_TNEF = 1u << 6,          /* winmail.dat decoded into MIME */
 	MF_NORM_TNEF_FAILED = 1u << 7,   /* TNEF found but not decodable: kept */
 	MF_NORM_DNT_DROPPED = 1u << 8,   /* Disposition-Notification-To dropped */
+	MF_NORM_HEADERS_8BIT = 1u << 9,  /* raw 8-bit header fields RFC 2047-encoded */
 };
-#define MF_NORM_NKINDS 9
+#define MF_NORM_NKINDS 10
 /* "line-endings", "bare-cr", ... for bit index i (0..MF_NORM_NKINDS-1). */
 const char *mf_norm_kind_name(unsigned bit_index);
 
@@ -37,6 +38,7 @@ struct mf_norm_opts {
 	bool add_message_id;  /* add a content-derived Message-ID if missing */
 	bool add_date;        /* add Date from idate if missing */
 	bool drop_dnt;        /* drop Disposition-Notification-To */
+	bool encode_8bit_headers; /* RFC 2047-encode raw 8-bit header fields */
 	enum mf_tnef_mode tnef;
 };
 
@@ -52,6 +54,19 @@ struct mf_norm_result {
  * that cannot be improved is passed through unchanged with a note. */
 int mf_normalize(const struct mf_norm_opts *opts, const unsigned char *in, size_t len,
 		 int64_t idate, struct mf_norm_result *res);
+
+struct mf_out;
+/* The rule of encode_8bit_headers: p[0..len) (line ends already eol) into
+ * o, with every field of the top-level header that holds raw 8-bit bytes
+ * rewritten: its value unfolded, read as UTF-8 (or, when it is not valid
+ * UTF-8, as Windows-1252) and written as RFC 2047 B encoded words (UTF-8),
+ * folded. In address fields (From, To, Cc, Bcc, Reply-To, Sender, Resent-*,
+ * ...) only display names, quoted or not, and comments are encoded;
+ * addresses (<...>, words next to '@') stay as they are. Other fields and
+ * the body are copied byte for byte. *changed says whether any field was
+ * rewritten. 0 or MF_ENOMEM. Deterministic. */
+int mf_norm_encode_8bit_headers(const unsigned char *p, size_t len, const char *eol,
+				struct mf_out *o, bool *changed);
 
 /* The Message-ID header's value (without folding, angle brackets kept),
  * malloc'd, or NULL if there is none. Only the header block is read. */

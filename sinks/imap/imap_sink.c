@@ -39,6 +39,7 @@ struct snk_cfg {
 	char *archive_login; /* IsArchive rows: "{mailbox}" in it is the mailbox */
 	uint64_t max_bytes;
 	uint64_t max_line;
+	int encode_8bit; /* headers_8bit = encode */
 };
 
 struct snk_folder {
@@ -57,6 +58,12 @@ struct imap_snk {
 	size_t ntf;
 	struct snk_folder **fh;
 	size_t nfh;
+	/* does the target store what it is given? (see check_stored) */
+	bool first_checked;   /* the first store was read back */
+	bool munges_8bit;     /* it replaces raw 8-bit header bytes (Cyrus munge8bit) */
+	bool rewrites;        /* it changed a message some other way */
+	unsigned kept_8bit;   /* 8-bit-header messages read back unchanged */
+	unsigned long changed; /* messages stored altered, as far as known */
 };
 
 static const struct mf_conf_key snk_keys[] = {
@@ -68,6 +75,7 @@ static const struct mf_conf_key snk_keys[] = {
 	{"archive_login", false, "IsArchive rows go to this login, {mailbox} standing for the mailbox (e.g. archive-{mailbox})"},
 	{"max_message_mb", false, "larger messages are skipped and reported (default 150)"},
 	{"max_line", false, "longest line the target accepts, 0 = no limit (default 0)"},
+	{"headers_8bit", false, "keep (default): header fields with raw 8-bit bytes are stored as they are; encode: they are RFC 2047-encoded first (counted as 8bit-headers-encoded), for targets that would alter them (Cyrus munge8bit)"},
 	{NULL, false, NULL},
 };
 
@@ -75,6 +83,7 @@ static int snk_configure(const struct mf_conf_section *sec, void **cfgp, struct 
 {
 	struct snk_cfg *c = calloc(1, sizeof(*c));
 	uint64_t mb = 150;
+	static const char *const h8[] = {"keep", "encode", NULL};
 	const char *admin;
 	int rc;
 
@@ -83,7 +92,8 @@ static int snk_configure(const struct mf_conf_section *sec, void **cfgp, struct 
 	if ((rc = mf_imap_conf_parse(sec, &c->ic, err)) < 0 ||
 	    (rc = mf_conf_uint(sec, "max_message_mb", 1, 1 << 20, 150, &mb, err)) < 0 ||
 	    (rc = mf_conf_uint(sec, "max_line", 0, UINT32_MAX, 0, &c->max_line, err)) < 0 ||
-	    (rc = mf_conf_secret(sec, "password", &c->password, err)) < 0)
+	    (rc = mf_conf_secret(sec, "password", &c->password, err)) < 0 ||
+	    (rc = mf_conf_enum(sec, "headers_8bit", h8, 0, &c->encode_8bit, err)) < 0)
 		goto fail;
 	c->max_bytes = mb * 1024 * 1024;
 	admin = mf_conf_get(sec, "admin_user", NULL);
@@ -139,6 +149,7 @@ static void snk_caps(const void *cfgp, struct mf_sink_caps *caps)
 	caps->max_line = (size_t)c->max_line;
 	caps->max_message_bytes = c->max_bytes;
 	caps->archive_rows = c->archive_login != NULL;
+	caps->ascii_headers = c->encode_8bit != 0;
 }
 
 static void snk_close(void *p)
@@ -147,6 +158,9 @@ static void snk_close(void *p)
 	size_t i;
 	if (!s)
 		return;
+	if (s->changed)
+		mf_log(MF_LOG_WARN, "event=changed-by-target-total mailbox=%s messages=%lu",
+		       s->unit->mailbox, s->changed);
 	mf_imap_close(s->im);
 	mf_imap_folders_free(s->tf, s->ntf);
 	for (i = 0; i < s->nfh; i++) {
@@ -212,13 +226,14 @@ static int snk_open(const void *cfgp, const struct mf_unit *unit, void **out, st
 
 /* The wire name for a target path: namespace prefix, segments in modified
  * UTF-7 joined with the target's delimiter (a delimiter inside a segment
- * becomes '_'). */
-static int wire_name(struct imap_snk *s, const struct mf_path *path, size_t upto,
-		     struct mf_buf *out)
+ * becomes '_'). With `mapped`, characters targets refuse are replaced first
+ * by mf_imap_name_map's rule (*nmapped counts them). */
+static int wire_name_m(struct imap_snk *s, const struct mf_path *path, size_t upto, bool mapped,
+		       struct mf_buf *out, int *nmapped)
 {
 	char d = s->im->delim ? s->im->delim : '_';
 	size_t i, j;
-	struct mf_buf seg = {0};
+	struct mf_buf seg = {0}, mp = {0};
 	int rc = 0;
 
 	out->len = 0;
@@ -228,10 +243,21 @@ static int wire_name(struct imap_snk *s, const struct mf_path *path, size_t upto
 		seg.len = 0;
 		if (i > 0)
 			rc = mf_buf_add(out, &d, 1);
-		if (rc == 0 && i == 0 && !strcasecmp(path->seg[0], "INBOX"))
+		if (rc == 0 && i == 0 && !strcasecmp(path->seg[0], "INBOX")) {
 			rc = mf_buf_addstr(&seg, "INBOX");
-		else if (rc == 0)
+		} else if (rc == 0 && mapped) {
+			int k;
+			mp.len = 0;
+			if ((k = mf_imap_name_map(path->seg[i], &mp)) < 0 ||
+			    mf_buf_add(&mp, "", 1) < 0)
+				rc = MF_ENOMEM;
+			else if (nmapped)
+				*nmapped += k;
+			if (rc == 0)
+				rc = mf_imap_utf7_encode(mp.data, strlen(mp.data), &seg);
+		} else if (rc == 0) {
 			rc = mf_imap_utf7_encode(path->seg[i], strlen(path->seg[i]), &seg);
+		}
 		for (j = 0; rc == 0 && j < seg.len; j++)
 			if (seg.data[j] == d)
 				seg.data[j] = '_';
@@ -241,7 +267,14 @@ static int wire_name(struct imap_snk *s, const struct mf_path *path, size_t upto
 	if (rc == 0)
 		rc = mf_buf_add(out, "", 1);
 	mf_buf_free(&seg);
+	mf_buf_free(&mp);
 	return rc < 0 ? rc : 0;
+}
+
+static int wire_name(struct imap_snk *s, const struct mf_path *path, size_t upto,
+		     struct mf_buf *out)
+{
+	return wire_name_m(s, path, upto, false, out, NULL);
 }
 
 static const struct mf_imap_folder *find_wire(struct imap_snk *s, const char *wire)
@@ -305,16 +338,28 @@ static int snk_folder(void *p, const struct mf_path *path, enum mf_role role, vo
 				target = s->tf[i].wire;
 	}
 	if (!target) {
-		if ((rc = wire_name(s, path, path->n, &w)) < 0) {
+		/* as named, unless the target refuses that name and the name has
+		 * characters mf_imap_name_map replaces: then by that rule (also
+		 * when an earlier run made the mapped folder already) */
+		bool mapped = false;
+		int nmapped = 0;
+		struct mf_buf mw = {0};
+		if ((rc = wire_name(s, path, path->n, &w)) < 0 ||
+		    (rc = wire_name_m(s, path, path->n, true, &mw, &nmapped)) < 0) {
+			mf_buf_free(&mw);
 			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
 			goto out;
 		}
-		target = w.data;
-		if (!find_wire(s, target)) {
+		if (!find_wire(s, w.data) && nmapped > 0 && find_wire(s, mw.data))
+			mapped = true;
+		for (;;) {
+			const char *want = mapped ? mw.data : w.data;
+			if (find_wire(s, want))
+				break;
 			/* parents first: not every server creates them */
 			for (k = 1; k <= path->n && rc == 0; k++) {
 				struct mf_buf pw = {0};
-				if (wire_name(s, path, k, &pw) < 0) {
+				if (wire_name_m(s, path, k, mapped, &pw, NULL) < 0) {
 					rc = mf_err_set(err, MF_ENOMEM, "out of memory");
 				} else if (!find_wire(s, pw.data) && strcasecmp(pw.data, "INBOX")) {
 					rc = create_one(s, pw.data, err);
@@ -323,9 +368,36 @@ static int snk_folder(void *p, const struct mf_path *path, enum mf_role role, vo
 				}
 				mf_buf_free(&pw);
 			}
-			if (rc < 0)
-				goto out;
+			if (rc < 0 && !mapped && nmapped > 0 && err->code == MF_EFOLDER) {
+				/* refused: once more with the mapped name */
+				mapped = true;
+				rc = 0;
+				mf_err_clear(err);
+				continue;
+			}
+			break;
 		}
+		if (rc == 0 && mapped) {
+			struct mf_buf a = {0}, b = {0};
+			if (mf_imap_utf7_decode(w.data, strlen(w.data), &a) < 0 ||
+			    mf_buf_add(&a, "", 1) < 0 ||
+			    mf_imap_utf7_decode(mw.data, strlen(mw.data), &b) < 0 ||
+			    mf_buf_add(&b, "", 1) < 0)
+				rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+			else
+				mf_log(MF_LOG_WARN,
+				       "event=folder-renamed mailbox=%s from=\"%s\" to=\"%s\" replaced=%d reason=\"the target refuses these characters in folder names: replaced by their fullwidth forms\"",
+				       s->unit->mailbox, a.data, b.data, nmapped);
+			mf_buf_free(&a);
+			mf_buf_free(&b);
+			w.len = 0;
+			if (mf_buf_add(&w, mw.data, mw.len) < 0)
+				rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		}
+		mf_buf_free(&mw);
+		if (rc < 0)
+			goto out;
+		target = w.data;
 	}
 	for (i = 0; i < s->nfh; i++)
 		if (!strcmp(s->fh[i]->wire, target)) {
@@ -539,6 +611,117 @@ out:
 	return r;
 }
 
+/* Length of the header block, blank line included (all of it if none). */
+static size_t header_len(const unsigned char *d, size_t n)
+{
+	for (size_t i = 0; i + 3 < n; i++)
+		if (d[i] == '\r' && d[i + 1] == '\n' && d[i + 2] == '\r' && d[i + 3] == '\n')
+			return i + 4;
+	return n;
+}
+
+/* Raw 8-bit bytes in the header block (not RFC 2047 encoded). */
+static bool header_8bit(const unsigned char *d, size_t n)
+{
+	size_t h = header_len(d, n);
+	for (size_t i = 0; i < h; i++)
+		if (d[i] >= 0x80)
+			return true;
+	return false;
+}
+
+/* Is `got` the item as a target stores it that replaces raw 8-bit header
+ * bytes (Cyrus's munge8bit makes each one 'X')? The same length and body,
+ * the header the same except where the item had a byte >= 0x80. */
+static bool same_but_8bit_header(const struct mf_item *item, const unsigned char *got, size_t n)
+{
+	size_t h;
+	bool differs = false;
+	if (n != item->len)
+		return false;
+	h = header_len(item->data, item->len);
+	for (size_t i = 0; i < h; i++)
+		if (got[i] != item->data[i]) {
+			if (item->data[i] < 0x80 || got[i] >= 0x80)
+				return false;
+			differs = true;
+		}
+	return differs && memcmp(got + h, item->data + h, n - h) == 0;
+}
+
+struct readback {
+	const struct mf_item *item;
+	int verdict; /* 0 not seen, 1 same, 2 8-bit header bytes replaced, 3 other change */
+	char hash[2 * MF_SHA256_LEN + 1];
+};
+
+static int readback_cb(void *p, struct mf_imap_fmsg *m)
+{
+	struct readback *rb = p;
+	unsigned char h[MF_SHA256_LEN];
+	if (!m->body)
+		return 0;
+	mf_sha256(m->body, m->body_len, h);
+	mf_hex(h, MF_SHA256_LEN, rb->hash);
+	if (memcmp(h, rb->item->sha256, MF_SHA256_LEN) == 0)
+		rb->verdict = 1;
+	else if (same_but_8bit_header(rb->item, m->body, m->body_len))
+		rb->verdict = 2;
+	else
+		rb->verdict = 3;
+	return 0;
+}
+
+/* After a store: does the target keep what it was given? The first message
+ * of a session and each one with raw 8-bit header bytes (until the target
+ * is known to replace them, or three came back unchanged) is read back once
+ * by its APPENDUID. A target
+ * that rewrites is reported ("changed by the target"), and probe() then
+ * recognises the rewritten copy, so that a rerun or `verify --repair`
+ * never stores it again in a loop. Failures here change nothing: the
+ * message is stored. */
+static void check_stored(struct imap_snk *s, struct snk_folder *fh, const struct mf_item *item,
+			 uint32_t uid)
+{
+	bool h8 = header_8bit(item->data, item->len);
+	struct readback rb = {.item = item};
+	struct mf_err e = {0};
+
+	if (h8 && s->munges_8bit) {
+		s->changed++;
+		mf_log(MF_LOG_WARN,
+		       "event=changed-by-target mailbox=%s folder=%s message_id=%s reason=\"the target replaced raw 8-bit header bytes (Cyrus munge8bit); headers_8bit = encode in [sink] stores them RFC 2047-encoded instead\"",
+		       s->unit->mailbox, fh->wire, item->message_id ? item->message_id : "-");
+		return;
+	}
+	/* three unchanged 8-bit-header messages: the target keeps them, stop
+	 * paying a read per message */
+	if (!uid || s->rewrites || (s->first_checked && (!h8 || s->kept_8bit >= 3)))
+		return;
+	s->first_checked = true;
+	if (mf_imap_select(s->im, fh->wire, true, &e) < 0 ||
+	    mf_imap_uid_fetch(s->im, &uid, 1, 0, 0, MF_IMAP_F_BODY, readback_cb, &rb, &e) < 0) {
+		mf_log(MF_LOG_DEBUG, "event=readback-failed mailbox=%s folder=%s reason=\"%s\"",
+		       s->unit->mailbox, fh->wire, e.msg);
+		return;
+	}
+	if (rb.verdict == 1 && h8)
+		s->kept_8bit++;
+	if (rb.verdict == 2) {
+		s->munges_8bit = true;
+		s->changed++;
+		mf_log(MF_LOG_WARN,
+		       "event=changed-by-target mailbox=%s folder=%s message_id=%s target_sha256=%s reason=\"the target replaced raw 8-bit header bytes (Cyrus munge8bit); headers_8bit = encode in [sink] stores them RFC 2047-encoded instead\"",
+		       s->unit->mailbox, fh->wire, item->message_id ? item->message_id : "-", rb.hash);
+	} else if (rb.verdict == 3) {
+		s->rewrites = true;
+		s->changed++;
+		mf_log(MF_LOG_WARN,
+		       "event=changed-by-target mailbox=%s folder=%s message_id=%s target_sha256=%s reason=\"the target stored an altered copy; verify will count such messages as missing\"",
+		       s->unit->mailbox, fh->wire, item->message_id ? item->message_id : "-", rb.hash);
+	}
+}
+
 static int snk_store(void *p, void *fhp, const struct mf_item *item, char sink_id[MF_SINK_ID_MAX],
 		     struct mf_err *err)
 {
@@ -590,6 +773,7 @@ done:
 	}
 	if (uid)
 		snprintf(sink_id, MF_SINK_ID_MAX, "%" PRIu32 ":%" PRIu32, uv, uid);
+	check_stored(s, fh, item, uid);
 out:
 	if (fl)
 		mailimap_flag_list_free(fl);
@@ -601,6 +785,7 @@ out:
 
 struct probe_arg {
 	const struct mf_item *item;
+	bool rewritten; /* the copy found was altered by the target */
 	unsigned matches;
 	uint32_t match_uid;
 };
@@ -612,10 +797,16 @@ static int probe_cb(void *p, struct mf_imap_fmsg *m)
 	if (!m->body)
 		return 0;
 	mf_sha256(m->body, m->body_len, h);
-	if (memcmp(h, pa->item->sha256, MF_SHA256_LEN) == 0) {
+	/* a copy the target altered as it stored it (8-bit header bytes
+	 * replaced) is this message too: storing again would only add
+	 * another altered copy */
+	bool same = memcmp(h, pa->item->sha256, MF_SHA256_LEN) == 0;
+	if (same || same_but_8bit_header(pa->item, m->body, m->body_len)) {
 		/* the n-th identical copy in the source is the n-th here */
-		if (pa->matches == pa->item->dup)
+		if (pa->matches == pa->item->dup) {
 			pa->match_uid = m->uid;
+			pa->rewritten = !same;
+		}
 		pa->matches++;
 	}
 	return 0;
@@ -653,6 +844,11 @@ static int snk_probe(void *p, void *fhp, const struct mf_item *item, char sink_i
 	if (pa.matches > item->dup) {
 		snprintf(sink_id, MF_SINK_ID_MAX, "%" PRIu32 ":%" PRIu32, s->im->uidvalidity,
 			 pa.match_uid);
+		if (pa.rewritten)
+			mf_log(MF_LOG_WARN,
+			       "event=changed-by-target mailbox=%s folder=%s message_id=%s uid=%" PRIu32 " reason=\"found in the target as it altered it (raw 8-bit header bytes replaced): not stored again; headers_8bit = encode in [sink] avoids the change\"",
+			       s->unit->mailbox, fh->wire, item->message_id ? item->message_id : "-",
+			       pa.match_uid);
 		rc = 1;
 	}
 out:

@@ -194,6 +194,13 @@ int mf_imap_classify(int rc, const char *line, int dflt, const char *what, struc
 	    find_ci(line, "too large") || find_ci(line, "too big") ||
 	    find_ci(line, "exceeds the maximum"))
 		return mf_err_set(err, MF_ETOOBIG, "%s: %s", what, clean);
+	/* BAD to a login is the server saying the command was malformed (Cyrus
+	 * answered a trailing space that way): a protocol error, never "wrong
+	 * password". Other commands keep their class (dflt). */
+	if ((dflt == MF_EAUTH || rc == MAILIMAP_ERROR_LOGIN || rc == MAILIMAP_ERROR_SASL) &&
+	    (strncasecmp(line, "BAD ", 4) == 0 || strcasecmp(line, "BAD") == 0))
+		return mf_err_set(err, MF_EPROTO, "%s: the server rejected the command as malformed: %s",
+				  what, clean);
 	if (find_ci(line, "[AUTHENTICATIONFAILED]") || find_ci(line, "[AUTHORIZATIONFAILED]") ||
 	    find_ci(line, "[EXPIRED]") || rc == MAILIMAP_ERROR_LOGIN ||
 	    rc == MAILIMAP_ERROR_SASL)
@@ -586,9 +593,40 @@ out:
 	return rc;
 }
 
+/* A command line sent exactly as given. libetpan's mailimap_custom_command
+ * appends a space after the command ("2 AUTHENTICATE PLAIN AHVz... \r\n"):
+ * Dovecot ignores it, Cyrus answers BAD "Unexpected extra arguments". So the
+ * tag, the text and CRLF are written here and the answer parsed by libetpan
+ * as it does for its own commands. MAILIMAP_NO_ERROR on OK,
+ * MAILIMAP_ERROR_CUSTOM_COMMAND on NO, MAILIMAP_ERROR_PROTOCOL on BAD (as
+ * libetpan's parser reports it), a stream or parse error otherwise; the
+ * answer stays in im->tail for mf_imap_fail. */
+static int raw_command(struct mf_imap *im, const char *cmd)
+{
+	struct mailimap_response *resp = NULL;
+	size_t len = strlen(cmd);
+	int r, type;
+
+	if ((r = mailimap_send_current_tag(im->s)) != MAILIMAP_NO_ERROR)
+		return r;
+	if (mailstream_write(im->s->imap_stream, cmd, len) != (ssize_t)len ||
+	    mailstream_write(im->s->imap_stream, "\r\n", 2) != 2 ||
+	    mailstream_flush(im->s->imap_stream) == -1)
+		return MAILIMAP_ERROR_STREAM;
+	if (mailimap_read_line(im->s) == NULL)
+		return MAILIMAP_ERROR_STREAM;
+	if ((r = mailimap_parse_response(im->s, &resp)) != MAILIMAP_NO_ERROR)
+		return r;
+	type = resp->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
+	mailimap_response_free(resp);
+	if (type == MAILIMAP_RESP_COND_STATE_OK)
+		return MAILIMAP_NO_ERROR;
+	return MAILIMAP_ERROR_CUSTOM_COMMAND;
+}
+
 int mf_imap_command(struct mf_imap *im, const char *cmd, struct mf_err *err)
 {
-	int r = mailimap_custom_command(im->s, cmd);
+	int r = raw_command(im, cmd);
 	if (r != MAILIMAP_NO_ERROR)
 		return mf_imap_fail(im, r, MF_EFOLDER, cmd, err);
 	return 0;
@@ -836,13 +874,17 @@ static int start_compress(struct mf_imap *im, struct mf_err *err)
 		free(z);
 		return mf_err_set(err, MF_ENOMEM, "out of memory");
 	}
-	r = mailimap_custom_command(im->s, "COMPRESS DEFLATE");
+	r = raw_command(im, "COMPRESS DEFLATE");
 	if (r != MAILIMAP_NO_ERROR) {
 		inflateEnd(&z->in);
 		deflateEnd(&z->out);
 		free(z);
-		if (r == MAILIMAP_ERROR_CUSTOM_COMMAND)
-			return 0; /* refused: go on uncompressed */
+		/* refused in any way: NO, BAD (libetpan's parser turns a tagged
+		 * BAD into MAILIMAP_ERROR_PROTOCOL), an answer it cannot parse.
+		 * Compression is an optimisation: go on uncompressed */
+		if (r == MAILIMAP_ERROR_CUSTOM_COMMAND || r == MAILIMAP_ERROR_PARSE ||
+		    r == MAILIMAP_ERROR_PROTOCOL)
+			return 0;
 		return mf_imap_fail(im, r, MF_ECONN, "COMPRESS", err);
 	}
 	z->inner = inner;
@@ -1163,8 +1205,9 @@ static int auth_plain_ir(struct mf_imap *im, const char *authzid, const char *lo
 		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
 		goto out;
 	}
-	r = mailimap_custom_command(im->s, cmd.data);
+	r = raw_command(im, cmd.data);
 	if (r != MAILIMAP_NO_ERROR) {
+		/* NO is a refused login; BAD is told apart by mf_imap_classify */
 		rc = mf_imap_fail(im, r == MAILIMAP_ERROR_CUSTOM_COMMAND ? MAILIMAP_ERROR_LOGIN : r,
 				  MF_EAUTH, "AUTHENTICATE PLAIN", err);
 		goto out;
@@ -1302,6 +1345,23 @@ static void ssl_cb(struct mailstream_ssl_context *ctx, void *data)
 	mailstream_ssl_set_server_name(ctx, data);
 }
 
+/* Remember the prefixes of other users' and shared namespaces. An empty one
+ * cannot be told from the personal namespace and is not kept. */
+static int add_foreign_ns(struct mf_imap *im, struct mailimap_namespace_item *item)
+{
+	clistiter *it;
+	for (it = item && item->ns_data_list ? clist_begin(item->ns_data_list) : NULL; it;
+	     it = clist_next(it)) {
+		struct mailimap_namespace_info *ni = clist_content(it);
+		if (!ni->ns_prefix || !*ni->ns_prefix || im->nforeign == MF_IMAP_MAX_NS)
+			continue;
+		if (!(im->foreign_ns[im->nforeign] = strdup(ni->ns_prefix)))
+			return MF_ENOMEM;
+		im->nforeign++;
+	}
+	return 0;
+}
+
 static int learn_namespace(struct mf_imap *im, struct mf_err *err)
 {
 	int r;
@@ -1314,6 +1374,11 @@ static int learn_namespace(struct mf_imap *im, struct mf_err *err)
 				clist_content(clist_begin(ns->ns_personal->ns_data_list));
 			im->delim = ni->ns_delimiter;
 			im->ns_prefix = strdup(ni->ns_prefix ? ni->ns_prefix : "");
+			if (im->ns_prefix && (add_foreign_ns(im, ns->ns_other) < 0 ||
+					      add_foreign_ns(im, ns->ns_shared) < 0)) {
+				free(im->ns_prefix);
+				im->ns_prefix = NULL;
+			}
 			mailimap_namespace_data_free(ns);
 			if (!im->ns_prefix)
 				return mf_err_set(err, MF_ENOMEM, "out of memory");
@@ -1420,6 +1485,8 @@ void mf_imap_close(struct mf_imap *im)
 	}
 	mf_buf_free(&im->body);
 	free(im->ns_prefix);
+	for (size_t i = 0; i < im->nforeign; i++)
+		free(im->foreign_ns[i]);
 	free(im->selected);
 	free(im->perm_keywords);
 	free(im);
@@ -1524,7 +1591,21 @@ static int wire_to_path(const char *rel, char delim, struct mf_path *p)
 	return rc;
 }
 
-static int add_listing(struct mf_imap *im, clist *l, const char *strip,
+/* The name lies in another users' or a shared namespace. */
+static bool in_foreign_ns(const struct mf_imap *im, const char *name)
+{
+	for (size_t i = 0; i < im->nforeign; i++) {
+		size_t pl = strlen(im->foreign_ns[i]);
+		/* "Other Users/x" and the namespace root "Other Users" itself */
+		if (!strncmp(name, im->foreign_ns[i], pl) ||
+		    (pl > 1 && im->foreign_ns[i][pl - 1] == im->delim && strlen(name) == pl - 1 &&
+		     !strncmp(name, im->foreign_ns[i], pl - 1)))
+			return true;
+	}
+	return false;
+}
+
+static int add_listing(struct mf_imap *im, clist *l, const char *strip, bool foreign,
 		       struct mf_imap_folder **arr, size_t *n, size_t *cap)
 {
 	clistiter *it;
@@ -1541,6 +1622,8 @@ static int add_listing(struct mf_imap *im, clist *l, const char *strip,
 			if (!strcmp((*arr)[i].wire, mb->mb_name))
 				break;
 		if (i < *n)
+			continue;
+		if (!foreign && !is_inbox && in_foreign_ns(im, mb->mb_name))
 			continue;
 		if (!is_inbox && strip && *strip) {
 			if (strncmp(rel, strip, strlen(strip)) != 0)
@@ -1632,7 +1715,7 @@ int mf_imap_list(struct mf_imap *im, const char *root, struct mf_imap_folder **o
 			rc = mf_imap_fail(im, r, MF_EMAILBOX, "LIST", err);
 			goto out;
 		}
-		if (add_listing(im, l, strip.data, &arr, &cnt, &cap) < 0)
+		if (add_listing(im, l, strip.data, false, &arr, &cnt, &cap) < 0)
 			goto nomem;
 		mailimap_list_result_free(l);
 		l = NULL;
@@ -1643,8 +1726,25 @@ int mf_imap_list(struct mf_imap *im, const char *root, struct mf_imap_folder **o
 		rc = mf_imap_fail(im, r, MF_EMAILBOX, "LIST", err);
 		goto out;
 	}
-	if (add_listing(im, l, strip.data, &arr, &cnt, &cap) < 0)
+	if (add_listing(im, l, strip.data, false, &arr, &cnt, &cap) < 0)
 		goto nomem;
+	/* other users' and shared folders, when asked: as the server names
+	 * them, prefix included */
+	for (size_t i = 0; im->list_foreign && !(root && *root) && i < im->nforeign; i++) {
+		mailimap_list_result_free(l);
+		l = NULL;
+		pat.len = 0;
+		if (mf_buf_addstr(&pat, im->foreign_ns[i]) < 0 || mf_buf_add(&pat, "*", 2) < 0)
+			goto nomem;
+		r = xlist ? mailimap_xlist(im->s, "", pat.data, &l)
+			  : mailimap_list(im->s, "", pat.data, &l);
+		if (r != MAILIMAP_NO_ERROR) {
+			rc = mf_imap_fail(im, r, MF_EMAILBOX, "LIST", err);
+			goto out;
+		}
+		if (add_listing(im, l, NULL, true, &arr, &cnt, &cap) < 0)
+			goto nomem;
+	}
 	*out = arr;
 	*n = cnt;
 	arr = NULL;
@@ -1702,6 +1802,24 @@ static int put_utf8(struct mf_buf *out, uint32_t cp)
 		n = 4;
 	}
 	return mf_buf_add(out, b, n);
+}
+
+int mf_imap_name_map(const char *in, struct mf_buf *out)
+{
+	int n = 0;
+	for (const char *p = in; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (strchr(MF_IMAP_NAME_MAPPED, c)) {
+			/* U+FF01..U+FF5E mirror '!'..'~' */
+			uint32_t cp = 0xff01u + (uint32_t)(c - '!');
+			if (put_utf8(out, cp) < 0)
+				return MF_ENOMEM;
+			n++;
+		} else if (mf_buf_add(out, p, 1) < 0) {
+			return MF_ENOMEM;
+		}
+	}
+	return n;
 }
 
 int mf_imap_utf7_decode(const char *in, size_t len, struct mf_buf *out)

@@ -83,6 +83,8 @@ void mf_imap_conf_free(struct mf_imap_conf *c);
 
 struct mailimap;
 
+#define MF_IMAP_MAX_NS 8
+
 /* One logged-in session. */
 struct mf_imap {
 	struct mailimap *s;
@@ -90,6 +92,12 @@ struct mf_imap {
 	uint64_t appendlimit; /* APPENDLIMIT=N, 0 if none */
 	char delim;           /* hierarchy delimiter of the personal namespace, 0 = flat */
 	char *ns_prefix;      /* personal namespace prefix as on the wire ("" or "INBOX.") */
+	/* other users' and shared namespace prefixes (NAMESPACE), wire form, e.g.
+	 * "Other Users/" and "Shared Folders/" on Cyrus with altnamespace: not
+	 * the user's own mail, left out of mf_imap_list unless list_foreign */
+	char *foreign_ns[MF_IMAP_MAX_NS];
+	size_t nforeign;
+	bool list_foreign;
 	char *selected;       /* mailbox selected now (wire name), or NULL */
 	bool selected_rw;
 	uint32_t uidvalidity; /* of the selected mailbox */
@@ -138,8 +146,11 @@ struct mf_imap_folder {
 
 /* LIST the personal namespace (or only `root` and what lies under it, when
  * non-NULL: a UserRoot in UTF-8, relative paths then start below it). The
- * root folder itself is not in the result. Caller frees with
- * mf_imap_folders_free. */
+ * root folder itself is not in the result. Folders under another users' or
+ * a shared namespace are left out (an empty personal prefix makes "*" match
+ * them too), unless im->list_foreign: then, without a root, they are listed
+ * as well with the namespace prefix as their first levels ("Other Users",
+ * "user0002", "Team Share"). Caller frees with mf_imap_folders_free. */
 int mf_imap_list(struct mf_imap *im, const char *root, struct mf_imap_folder **out, size_t *n,
 		 struct mf_err *err);
 void mf_imap_folders_free(struct mf_imap_folder *f, size_t n);
@@ -197,6 +208,17 @@ int mf_imap_fail(struct mf_imap *im, int etpan_rc, int dflt, const char *what,
  * malformed input, MF_ENOMEM. */
 int mf_imap_utf7_decode(const char *in, size_t len, struct mf_buf *out);
 int mf_imap_utf7_encode(const char *in, size_t len, struct mf_buf *out);
+
+/* Folder names a target refuses (Cyrus 3.6 with altnamespace refuses
+ * % ; < > ^ ` { | } " and \ in a name; % and * are LIST wildcards many
+ * servers refuse): the one rule mailferry maps them by. Every character of
+ * MF_IMAP_NAME_MAPPED in the UTF-8 segment `in` is replaced by its
+ * fullwidth form (U+FF01 + c - '!': % -> U+FF05, " -> U+FF02, \ -> U+FF3C,
+ * ...); everything else is copied. Deterministic: the same name always
+ * maps to the same one. Appends to `out`; returns the number of characters
+ * replaced (0: nothing to map) or MF_ENOMEM. */
+#define MF_IMAP_NAME_MAPPED "%*\";<>\\^`{|}"
+int mf_imap_name_map(const char *in, struct mf_buf *out);
 
 /* The role a folder usually has by its (top-level, UTF-8) name in several
  * languages ("Sent Items", "Gesendete Elemente", "Papierkorb", ...), or

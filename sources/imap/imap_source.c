@@ -33,6 +33,7 @@ struct src_cfg {
 	struct mf_imap_conf ic;
 	unsigned connections;
 	int copy_views; /* views = copy */
+	int all_namespaces; /* namespaces = all */
 };
 
 struct cached {
@@ -98,6 +99,7 @@ static const struct mf_conf_key src_keys[] = {
 	MF_IMAP_CONF_KEYS,
 	{"connections", false, "IMAP connections per mailbox (default 2)"},
 	{"views", false, "skip (default): folders flagged \\All, \\Flagged or \\Important (Gmail's All Mail, Starred, Important) hold copies of other folders' mail and are not moved; copy: move them too"},
+	{"namespaces", false, "personal (default): only the user's own folders; all: also other users' and shared folders the login can read, moved under a top folder named as the server names that namespace (Cyrus: \"Other Users/u2/Team\", \"Shared Folders/Public\")"},
 	{NULL, false, NULL},
 };
 
@@ -106,13 +108,15 @@ static int src_configure(const struct mf_conf_section *sec, void **cfgp, struct 
 	struct src_cfg *c = calloc(1, sizeof(*c));
 	uint64_t conns = 2;
 	static const char *const views[] = {"skip", "copy", NULL};
+	static const char *const namespaces[] = {"personal", "all", NULL};
 	int rc;
 
 	if (!c)
 		return mf_err_set(err, MF_ENOMEM, "out of memory");
 	if ((rc = mf_imap_conf_parse(sec, &c->ic, err)) < 0 ||
 	    (rc = mf_conf_uint(sec, "connections", 1, 16, 2, &conns, err)) < 0 ||
-	    (rc = mf_conf_enum(sec, "views", views, 0, &c->copy_views, err)) < 0) {
+	    (rc = mf_conf_enum(sec, "views", views, 0, &c->copy_views, err)) < 0 ||
+	    (rc = mf_conf_enum(sec, "namespaces", namespaces, 0, &c->all_namespaces, err)) < 0) {
 		mf_imap_conf_free(&c->ic);
 		free(c);
 		return rc;
@@ -226,6 +230,7 @@ static int src_folders(void *p, const struct mf_folder **out, size_t *n, struct 
 	int rc;
 
 	if (!s->folders) {
+		s->im->list_foreign = s->cfg->all_namespaces != 0;
 		rc = mf_imap_list(s->im, s->unit->user_root, &s->ifolders, &s->nifolders, err);
 		if (rc < 0)
 			return rc;

@@ -24,6 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.add_date = sel & 16,
 		.drop_dnt = sel & 32,
 		.tnef = (sel & 64) ? MF_TNEF_KEEP : MF_TNEF_DECODE,
+		.encode_8bit_headers = sel & 128,
 	};
 	const unsigned char *in = data + 1;
 	size_t len = size - 1;

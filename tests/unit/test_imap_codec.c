@@ -4,6 +4,8 @@
 
 #include "engine/error.h"
 #include "engine/util.h"
+#include "engine/normalize/normalize.h"
+#include "engine/spill.h"
 #include "sources/imap/imap_common.h"
 #include "test.h"
 
@@ -123,6 +125,16 @@ TEST(classify_answers)
 				"1 NO [AUTHENTICATIONFAILED] Authentication failed.", MF_EAUTH,
 				"LOGIN", &err);
 	CHECK_INT(code, MF_EAUTH);
+	/* BAD to a login is a malformed command (Cyrus and a trailing space),
+	 * not a wrong password */
+	code = mf_imap_classify(MAILIMAP_ERROR_LOGIN,
+				"2 BAD Unexpected extra arguments to Authenticate", MF_EAUTH,
+				"AUTHENTICATE PLAIN", &err);
+	CHECK_INT(code, MF_EPROTO);
+	CHECK(strstr(err.msg, "malformed") != NULL);
+	code = mf_imap_classify(MAILIMAP_ERROR_APPEND, "9 BAD Invalid argument", MF_EMSG, "APPEND",
+				&err);
+	CHECK_INT(code, MF_EMSG);
 	code = mf_imap_classify(MAILIMAP_ERROR_LOGIN, "1 NO [UNAVAILABLE] try later", MF_EAUTH,
 				"LOGIN", &err);
 	CHECK_INT(code, MF_ETHROTTLED);
@@ -144,6 +156,74 @@ TEST(classify_answers)
 	code = mf_imap_classify(MAILIMAP_ERROR_APPEND, "9 NO bad\x01\x7f byte", MF_EMSG, "APPEND",
 				&err);
 	CHECK(strchr(err.msg, '\x01') == NULL);
+}
+
+/* the documented rule for folder names a target refuses */
+TEST(name_map)
+{
+	struct mf_buf b = {0};
+	CHECK_INT(mf_imap_name_map("Rabatt 100%", &b), 1);
+	CHECK_INT(mf_buf_add(&b, "", 1), 0);
+	CHECK_STR(b.data, "Rabatt 100\xef\xbc\x85"); /* U+FF05 */
+	b.len = 0;
+	CHECK_INT(mf_imap_name_map("Say \"hi\" \\ ^x", &b), 4);
+	CHECK_INT(mf_buf_add(&b, "", 1), 0);
+	CHECK_STR(b.data, "Say \xef\xbc\x82hi\xef\xbc\x82 \xef\xbc\xbc \xef\xbc\xbex");
+	b.len = 0;
+	/* nothing to map: the same bytes, UTF-8 and & untouched */
+	CHECK_INT(mf_imap_name_map("A&B \xc3\xbc 日本", &b), 0);
+	CHECK_INT(mf_buf_add(&b, "", 1), 0);
+	CHECK_STR(b.data, "A&B \xc3\xbc 日本");
+	mf_buf_free(&b);
+}
+
+/* headers_8bit = encode (for Cyrus's munge8bit): raw 8-bit header fields
+ * become RFC 2047 encoded words, display names only in address fields */
+TEST(encode_8bit_headers)
+{
+	struct mf_norm_opts o = {.crlf = true, .encode_8bit_headers = true};
+	struct mf_norm_result r, r2;
+	static const char in[] =
+		"Subject: Gr\xc3\xbc\xc3\x9f" "e aus K\xc3\xb6ln\r\n"
+		"From: J\xc3\xbcrgen M\xc3\xbcller <j@example.org>\r\n"
+		"To: \"\xc3\x9cnal, A.\" <a@example.org>, plain@example.org\r\n"
+		"Message-ID: <x@example.org>\r\n"
+		"\r\nB\xc3\xb6" "dy \xc3\xbc\r\n";
+	static const char want[] =
+		"Subject: =?UTF-8?B?R3LDvMOfZSBhdXMgS8O2bG4=?=\r\n"
+		"From: =?UTF-8?B?SsO8cmdlbiBNw7xsbGVy?= <j@example.org>\r\n"
+		"To: =?UTF-8?B?w5xuYWwsIEEu?= <a@example.org>, plain@example.org\r\n"
+		"Message-ID: <x@example.org>\r\n"
+		"\r\nB\xc3\xb6" "dy \xc3\xbc\r\n";
+	CHECK_INT(mf_normalize(&o, (const unsigned char *)in, sizeof(in) - 1, 0, &r), 0);
+	CHECK_INT(r.len, sizeof(want) - 1);
+	CHECK(r.len == sizeof(want) - 1 && memcmp(r.data, want, r.len) == 0);
+	CHECK(r.changes & MF_NORM_HEADERS_8BIT);
+	/* the same bytes every time */
+	CHECK_INT(mf_normalize(&o, (const unsigned char *)in, sizeof(in) - 1, 0, &r2), 0);
+	CHECK(r2.len == r.len && memcmp(r2.data, r.data, r.len) == 0);
+	mf_bytes_free(r.data);
+	mf_bytes_free(r2.data);
+
+	/* not UTF-8: read as Windows-1252 */
+	static const char latin[] = "Subject: caf\xe9\r\n\r\nx\r\n";
+	static const char latin_want[] = "Subject: =?UTF-8?B?Y2Fmw6k=?=\r\n\r\nx\r\n";
+	CHECK_INT(mf_normalize(&o, (const unsigned char *)latin, sizeof(latin) - 1, 0, &r), 0);
+	CHECK(r.len == sizeof(latin_want) - 1 && memcmp(r.data, latin_want, r.len) == 0);
+	mf_bytes_free(r.data);
+
+	/* ASCII headers (and 8-bit bodies) are left alone */
+	static const char plain[] = "Subject: hi\r\n\r\nB\xc3\xb6" "dy\r\n";
+	CHECK_INT(mf_normalize(&o, (const unsigned char *)plain, sizeof(plain) - 1, 0, &r), 0);
+	CHECK(r.len == sizeof(plain) - 1 && memcmp(r.data, plain, r.len) == 0);
+	CHECK(!(r.changes & MF_NORM_HEADERS_8BIT));
+	mf_bytes_free(r.data);
+
+	/* off by default: kept as they are */
+	o.encode_8bit_headers = false;
+	CHECK_INT(mf_normalize(&o, (const unsigned char *)in, sizeof(in) - 1, 0, &r), 0);
+	CHECK(r.len == sizeof(in) - 1 && memcmp(r.data, in, r.len) == 0);
+	mf_bytes_free(r.data);
 }
 
 TEST(roles_by_name)
@@ -213,6 +293,8 @@ int main(void)
 	RUN(utf7_rejects_malformed);
 	RUN(utf7_roundtrip_many);
 	RUN(classify_answers);
+	RUN(name_map);
+	RUN(encode_8bit_headers);
 	RUN(roles_by_name);
 	RUN(internaldate);
 	RUN(token_cmd_cache_and_refresh);
