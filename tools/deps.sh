@@ -39,6 +39,7 @@ probe_cmd mbsync isync
 probe_file /usr/bin/time time
 probe_cmd bc bc
 
+tools/courier.sh build/servers/courier || true  # Courier-IMAP for the tests, unpacked (conflicts with dovecot-imapd)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
