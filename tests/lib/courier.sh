@@ -18,6 +18,8 @@
 # (a system daemon on a compiled-in socket): it checks the password and
 # execs imapd on the connection as imaplogin would. Maildirs are Courier's
 # layout ("INBOX." namespace, "." separator, keywords in courierimapkeywords).
+# Without gam_server, imapd is given tests/lib/courier_nofam.c as its libfam
+# (libgamin would wait 1.2 s for gam_server at every SELECT and APPEND).
 
 COURIER_ROOT=${COURIER_ROOT:-${MF_SRC:-.}/build/servers/courier/root}
 COURIER_LIBPATH="$COURIER_ROOT/usr/lib/x86_64-linux-gnu:$COURIER_ROOT/usr/lib"
@@ -37,16 +39,21 @@ courier_available() {
 courier_start() {
 	local dir=$1 port=$2
 	courier_available >&2 || return 77
-	mkdir -p "$dir/mail" "$dir/log"
+	mkdir -p "$dir/mail" "$dir/log" "$dir/lib"
 	dir=$(cd "$dir" && pwd)
 	touch "$dir/users"
+	# no gam_server here: a libfam that says so at once (courier_nofam.c)
+	cc -shared -fPIC -O2 -o "$dir/lib/libfam.so.0" "${MF_SRC:-.}/tests/lib/courier_nofam.c" ||
+		{ echo "cannot build courier_nofam.c" >&2; return 1; }
 	setsid python3 "${MF_SRC:-.}/tests/lib/courier_login.py" "$port" "$dir/users" \
-		"$COURIER_ROOT/usr/bin/imapd" "$COURIER_LIBPATH" "$dir/log/imapd.log" \
+		"$COURIER_ROOT/usr/bin/imapd" "$dir/lib:$COURIER_LIBPATH" "$dir/log/imapd.log" \
 		>>"$dir/log/login.log" 2>&1 </dev/null &
 	echo $! >"$dir/login.pid"
 	local i
 	for i in $(seq 1 100); do
-		if python3 -c "import socket,sys; s=socket.create_connection(('127.0.0.1',$port),1); sys.exit(0 if s.recv(100).startswith(b'* OK') else 1)" 2>/dev/null; then
+		# ours, not some other server that took the port first
+		kill -0 "$(cat "$dir/login.pid")" 2>/dev/null || break
+		if python3 -c "import socket,sys; s=socket.create_connection(('127.0.0.1',$port),1); sys.exit(0 if b'courier_login.py' in s.recv(300) else 1)" 2>/dev/null; then
 			return 0
 		fi
 		sleep 0.1

@@ -156,11 +156,14 @@ def dump(port, user, pw):
     for attrs, name in c.listing():
         if "\\Noselect" in attrs or "\\NonExistent" in attrs:
             continue
+        folder = c.unwire(name)
         typ, _ = c.M.select(quote(name), readonly=True)
         if typ != "OK":
+            # listed but not selectable: a row of its own, so that a
+            # comparison notices it
             sys.stderr.write("imap_tool dump: cannot examine %r\n" % name)
-            sys.exit(1)
-        folder = c.unwire(name)
+            rows.append("%s\tUNREADABLE\t0\t-" % folder)
+            continue
         typ, d = c.M.uid("FETCH", "1:*", "(FLAGS INTERNALDATE BODY.PEEK[])")
         for part in d:
             if not isinstance(part, tuple):
