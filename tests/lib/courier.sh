@@ -21,10 +21,16 @@
 # Without gam_server, imapd is given tests/lib/courier_nofam.c as its libfam
 # (libgamin would wait 1.2 s for gam_server at every SELECT and APPEND).
 
+[ -n "${COURIER_ROOT:-}" ] && COURIER_ROOT_SET=1
 COURIER_ROOT=${COURIER_ROOT:-${MF_SRC:-.}/build/servers/courier/root}
 COURIER_LIBPATH="$COURIER_ROOT/usr/lib/x86_64-linux-gnu:$COURIER_ROOT/usr/lib"
 
 courier_available() {
+	# not unpacked yet (a build without `ninja deps`): try once
+	if [ ! -x "$COURIER_ROOT/usr/bin/imapd" ] && [ -z "${COURIER_ROOT_SET:-}" ] &&
+		[ -x "${MF_SRC:-.}/tools/courier.sh" ]; then
+		"${MF_SRC:-.}/tools/courier.sh" "${MF_SRC:-.}/build/servers/courier" >&2 || true
+	fi
 	if [ ! -x "$COURIER_ROOT/usr/bin/imapd" ]; then
 		echo "Courier-IMAP not unpacked under $COURIER_ROOT (run tools/courier.sh)"
 		return 1
