@@ -40,8 +40,8 @@ rm -rf "$W"; mkdir -p "$W/gen" "$W/state"
 DP=$(dovecot_free_port 13143); CP=$(dovecot_free_port $((DP + 1)))
 dovecot_start "$W/dc" "$DP" / || die "dovecot"
 courier_start "$W/cr" "$CP" || die "courier"
-for u in alice carol bob@example.org; do dovecot_add_user "$W/dc" "$u" pw; done
-for u in alice@example.org carol@example.org dave; do courier_add_user "$W/cr" "$u" cpw || die "courier user $u"; done
+for u in alice carol bob@example.org frank@example.org; do dovecot_add_user "$W/dc" "$u" pw; done
+for u in alice@example.org carol@example.org dave frank; do courier_add_user "$W/cr" "$u" cpw || die "courier user $u"; done
 
 # ---- corpus (deterministic) ------------------------------------------------------------
 python3 - "$W/gen" <<'PY' || die "corpus"
@@ -82,6 +82,7 @@ PY
 tool load "$DP" alice pw <"$W/gen/mix.lst" 2>"$W/load.err" || { cat "$W/load.err" >&2; die "loading alice into Dovecot"; }
 tool load "$DP" carol pw <"$W/gen/bulk.lst" 2>>"$W/load.err" || die "loading carol into Dovecot"
 tool load "$CP" dave cpw <"$W/gen/mix.lst" 2>>"$W/load.err" || { cat "$W/load.err" >&2; die "loading dave into Courier"; }
+tool load "$CP" frank cpw <"$W/gen/bulk.lst" 2>>"$W/load.err" || { cat "$W/load.err" >&2; die "loading frank into Courier"; }
 echo "loaded: $(wc -l <"$W/gen/mix.lst") messages in $(cut -f1 "$W/gen/mix.lst" | sort -u | wc -l) folders, $(wc -l <"$W/gen/bulk.lst") bulk"
 
 # ---- jobs --------------------------------------------------------------------------------
@@ -98,10 +99,12 @@ job() { # name manifest srcport dstport [extra sink lines...]
 printf 'EmailAddress,UserName,Password\nalice@example.org,alice,pw\n' >"$W/d2c.csv"
 printf 'EmailAddress,UserName,Password\ncarol@example.org,carol,pw\n' >"$W/kill.csv"
 printf 'EmailAddress,UserName,Password\nbob@example.org,dave,cpw\n' >"$W/c2d.csv"
+printf 'EmailAddress,UserName,Password\nfrank@example.org,frank,cpw\n' >"$W/kill2.csv"
 chmod 600 "$W"/*.csv
 job d2c d2c.csv "$DP" "$CP"
 job kill kill.csv "$DP" "$CP"
 job c2d c2d.csv "$CP" "$DP"
+job kill2 kill2.csv "$CP" "$DP"
 job plan d2c.csv "$DP" "$CP" "plan_append_test = yes"
 
 run() { # job [expected-exit]
@@ -171,6 +174,22 @@ run c2d || { rc=$?; tail -20 "$W/c2d.err" >&2; fail "Courier -> Dovecot run exit
 compare "Courier->Dovecot" "$CP" dave cpw "$DP" bob@example.org pw
 run c2d || fail "second Courier -> Dovecot run"
 compare "Courier->Dovecot, second run" "$CP" dave cpw "$DP" bob@example.org pw
+# kill -9 while reading from Courier, rerun
+"$MF_BIN" run "$W/kill2.ini" --no-progress >"$W/kill2a.out" 2>"$W/kill2a.err" &
+pid=$!
+n=0
+for i in $(seq 1 400); do
+	n=$(dovecot_doveadm "$W/dc" -f flow mailbox status -u frank@example.org messages INBOX 2>/dev/null | sed 's/.*messages=//')
+	[ "${n:-0}" -ge 60 ] && break
+	sleep 0.05
+done
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+echo "killed after ${n:-0} messages from Courier had reached frank's INBOX on Dovecot"
+[ "${n:-0}" -lt 300 ] || fail "the Courier -> Dovecot run finished before it could be killed"
+run kill2 || { rc=$?; tail -5 "$W/kill2.err" >&2; fail "rerun after kill -9 (Courier -> Dovecot) exited $rc"; }
+compare "kill -9 from Courier, rerun" "$CP" frank cpw "$DP" frank@example.org pw &&
+	dups=$(cut -f1,4 "$W/got.kill -9 from Courier, rerun" | sort | uniq -d | wc -l) &&
+	{ [ "$dups" = 0 ] && echo "ok: 0 duplicates on Dovecot after kill -9 and rerun" || fail "$dups duplicates on Dovecot"; }
 
 nfail5=$nfail
 # ---- 5. no UTF8=ACCEPT: the U+XXXX rule; a refused folder counts as failed ---------------------------
