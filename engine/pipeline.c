@@ -758,6 +758,42 @@ out:
 	return rc;
 }
 
+/* The target folder cannot be had (refused name, no rights): every message
+ * of it is recorded as failed with that reason, so that the report counts
+ * what the run counts (it counted the folder once, the report nothing). */
+static void fail_folder(struct folder_ctx *fc, const struct mf_err *why)
+{
+	struct unit_ctx *c = fc->c;
+	size_t batch = c->job->batch ? c->job->batch : 1;
+	struct mf_ckpt_rec *recs = calloc(batch, sizeof(*recs));
+	uint64_t n = 0;
+	if (!recs) {
+		mf_log(MF_LOG_WARN, "event=out-of-memory what=failed-folder-rows");
+		return;
+	}
+	for (size_t start = 0; start < fc->nrefs; start += batch) {
+		size_t np = 0;
+		for (size_t i = start; i < fc->nrefs && i < start + batch; i++) {
+			const struct ref *r = &fc->refs[i];
+			if (r->skip)
+				continue;
+			recs[np++] = (struct mf_ckpt_rec){.key = r->key, .state = MF_MSG_FAILED,
+							  .size = r->size, .idate = r->idate,
+							  .flags = r->flags, .reason = why->msg,
+							  .err_class = (int)MF_CLASS_FOLDER};
+		}
+		struct mf_err werr = {0};
+		if (np && mf_ckpt_write(c->run->ck, fc->id, recs, np, &werr) < 0) {
+			mf_log(MF_LOG_WARN, "event=failed-folder-rows-not-written reason=\"%s\"",
+			       werr.msg);
+			break;
+		}
+		n += np;
+	}
+	free(recs);
+	atomic_fetch_add(&c->stats->failed, n);
+}
+
 static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 {
 	const struct mf_job *job = c->job;
@@ -845,6 +881,8 @@ static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 			    mf_err_class(rc) != MF_CLASS_CONNECTION)
 				break;
 		}
+		if (rc < 0 && mf_err_class(rc) == MF_CLASS_FOLDER)
+			fail_folder(&fc, err);
 		if (rc < 0)
 			goto out;
 	}
@@ -1068,7 +1106,7 @@ int mf_pipeline_run(struct mf_run_ctx *run, const struct mf_unit *u, struct mf_u
 					  ferr.msg) < 0)
 				mf_log(MF_LOG_WARN, "event=out-of-memory what=folder-errors");
 			nfolder_errors++;
-			atomic_fetch_add(&stats->failed, 1);
+			/* its messages are counted failed by fail_folder() */
 			rc = 0;
 		} else if (rc < 0) {
 			*why = ferr;

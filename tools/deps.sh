@@ -45,6 +45,9 @@ probe_cmd bc bc
 # Cyrus IMAP for the tests, unpacked under build/ (not installed: it conflicts with dovecot-imapd)
 "$(dirname "$0")/cyrus.sh" build/servers/cyrus || echo "deps: Cyrus not unpacked; its tests will skip" >&2
 
+# Courier-IMAP for the tests, unpacked under build/ (it conflicts with dovecot-imapd too)
+"$(dirname "$0")/courier.sh" build/servers/courier || echo "deps: Courier not unpacked; its tests will skip" >&2
+
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -6,8 +6,24 @@
  * are mapped by role onto the target's own (SPECIAL-USE flags, else the
  * usual names in several languages). store() is APPEND with flags and
  * INTERNALDATE; with UIDPLUS the sink id is "UIDVALIDITY:UID". probe()
- * searches the folder (Message-ID and size) and compares the SHA-256 of the
- * candidates' bytes: it never changes anything on the target.
+ * searches the folder (Message-ID, else the days around the INTERNALDATE
+ * with RFC822.SIZE as FETCH reports it) and compares the SHA-256 of the
+ * candidates' bytes: it never changes anything on the target. It does not
+ * search by size (SEARCH LARGER/SMALLER): Courier counts the LF size on
+ * disk there, while RFC822.SIZE is the CRLF size.
+ *
+ * Never APPEND into a mailbox selected with EXAMINE: Courier refuses
+ * ("Current box is selected READ-ONLY."). folder() SELECTs (EXAMINE answers
+ * PERMANENTFLAGS () on Courier, Cyrus and Dovecot alike, which would drop
+ * every keyword); probe() and hashes() EXAMINE, and store() leaves such a
+ * selection first (EXAMINE + CLOSE expunges nothing).
+ *
+ * Folder names: with UTF8=ACCEPT (RFC 6855) they go as UTF-8. Without it
+ * they go in modified UTF-7, and when the target refuses to CREATE a name
+ * with characters outside the BMP (Courier without UTF-8 mode), each such
+ * character is written as "U+" and its code point in upper-case hex (at
+ * least 4 digits), e.g. "Fun 😀" -> "Fun U+1F600": deterministic, so the
+ * next run finds the same folder; the rename is logged (event=folder_renamed).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,6 +47,7 @@ int mailimap_send_current_tag(mailimap *session);
 #define PROBE_MAX_CANDIDATES 200
 #define HASH_BATCH_MSGS 64
 #define HASH_BATCH_BYTES (16u * 1024 * 1024)
+#define CHECK_FOLDER "mailferry-plan-check"
 
 struct snk_cfg {
 	struct mf_imap_conf ic;
@@ -40,6 +57,7 @@ struct snk_cfg {
 	uint64_t max_bytes;
 	uint64_t max_line;
 	int encode_8bit; /* headers_8bit = encode */
+	bool check_append; /* plan: APPEND a test message into CHECK_FOLDER */
 };
 
 struct snk_folder {
@@ -64,6 +82,7 @@ struct imap_snk {
 	bool rewrites;        /* it changed a message some other way */
 	unsigned kept_8bit;   /* 8-bit-header messages read back unchanged */
 	unsigned long changed; /* messages stored altered, as far as known */
+	bool ro; /* opened by open_read: finds folders, creates nothing */
 };
 
 static const struct mf_conf_key snk_keys[] = {
@@ -76,6 +95,7 @@ static const struct mf_conf_key snk_keys[] = {
 	{"max_message_mb", false, "larger messages are skipped and reported (default 150)"},
 	{"max_line", false, "longest line the target accepts, 0 = no limit (default 0)"},
 	{"headers_8bit", false, "keep (default): header fields with raw 8-bit bytes are stored as they are; encode: they are RFC 2047-encoded first (counted as 8bit-headers-encoded), for targets that would alter them (Cyrus munge8bit)"},
+	{"plan_append_test", false, "plan: APPEND a test message into a scratch folder \"" CHECK_FOLDER "\", then delete that folder (default no)"},
 	{NULL, false, NULL},
 };
 
@@ -93,7 +113,8 @@ static int snk_configure(const struct mf_conf_section *sec, void **cfgp, struct 
 	    (rc = mf_conf_uint(sec, "max_message_mb", 1, 1 << 20, 150, &mb, err)) < 0 ||
 	    (rc = mf_conf_uint(sec, "max_line", 0, UINT32_MAX, 0, &c->max_line, err)) < 0 ||
 	    (rc = mf_conf_secret(sec, "password", &c->password, err)) < 0 ||
-	    (rc = mf_conf_enum(sec, "headers_8bit", h8, 0, &c->encode_8bit, err)) < 0)
+	    (rc = mf_conf_enum(sec, "headers_8bit", h8, 0, &c->encode_8bit, err)) < 0 ||
+	    (rc = mf_conf_bool(sec, "plan_append_test", false, &c->check_append, err)) < 0)
 		goto fail;
 	c->max_bytes = mb * 1024 * 1024;
 	admin = mf_conf_get(sec, "admin_user", NULL);
@@ -173,7 +194,8 @@ static void snk_close(void *p)
 	free(s);
 }
 
-static int snk_open(const void *cfgp, const struct mf_unit *unit, void **out, struct mf_err *err)
+static int open_common(const void *cfgp, const struct mf_unit *unit, bool ro, void **out,
+		       struct mf_err *err)
 {
 	struct snk_cfg *cfg = (struct snk_cfg *)cfgp;
 	const char *pw = unit->target_password ? unit->target_password : cfg->password;
@@ -206,6 +228,7 @@ static int snk_open(const void *cfgp, const struct mf_unit *unit, void **out, st
 	s->cfg = cfg;
 	s->unit = unit;
 	s->archive = archive;
+	s->ro = ro;
 	rc = mf_imap_open(&cfg->ic, login, cfg->admin_user ? target : NULL, pw ? pw : "",
 			  &s->im, err);
 	if (rc < 0) {
@@ -224,16 +247,84 @@ static int snk_open(const void *cfgp, const struct mf_unit *unit, void **out, st
 	return 0;
 }
 
+static int snk_open(const void *cfgp, const struct mf_unit *unit, void **out, struct mf_err *err)
+{
+	return open_common(cfgp, unit, false, out, err);
+}
+
+/* Logs in and LISTs; folder() then only finds, with EXAMINE (see below). A
+ * mailbox that cannot be logged in to is an error of its own class (auth,
+ * connection), not MF_ENOTFOUND: IMAP cannot tell "no such user" apart. */
+static int snk_open_read(const void *cfgp, const struct mf_unit *unit, void **out,
+			 struct mf_err *err)
+{
+	return open_common(cfgp, unit, true, out, err);
+}
+
+/* One segment as the target takes it: UTF-8 in UTF8=ACCEPT mode, else
+ * modified UTF-7; with `mapped`, the characters targets refuse are
+ * replaced first by mf_imap_name_map's rule (characters outside the BMP
+ * too, unless names go in UTF-8); *nmapped, if given, counts them. */
+static int encode_seg(struct imap_snk *s, const char *seg, bool mapped, struct mf_buf *out,
+		      int *nmapped)
+{
+	struct mf_buf m = {0};
+	int rc = 0;
+
+	if (mapped) {
+		int k = mf_imap_name_map(seg, !s->im->utf8, &m);
+		if (k < 0 || mf_buf_add(&m, "", 1) < 0) {
+			mf_buf_free(&m);
+			return MF_ENOMEM;
+		}
+		if (nmapped)
+			*nmapped += k;
+		seg = m.data;
+	}
+	if (s->im->utf8)
+		rc = mf_buf_addstr(out, seg);
+	else
+		rc = mf_imap_utf7_encode(seg, strlen(seg), out);
+	mf_buf_free(&m);
+	return rc;
+}
+
+/* Log a folder made under another name than the source's (wire names as
+ * sent; decoded for the log when they are modified UTF-7). */
+static int log_renamed(struct imap_snk *s, const char *from, const char *to, int n,
+		       struct mf_err *err)
+{
+	struct mf_buf a = {0}, b = {0};
+	int rc = 0;
+	if (s->im->utf8) {
+		rc = mf_buf_addstr(&a, from) < 0 || mf_buf_addstr(&b, to) < 0 ? MF_ENOMEM : 0;
+	} else if (mf_imap_utf7_decode(from, strlen(from), &a) < 0 || mf_buf_add(&a, "", 1) < 0 ||
+		   mf_imap_utf7_decode(to, strlen(to), &b) < 0 || mf_buf_add(&b, "", 1) < 0) {
+		rc = MF_ENOMEM;
+	}
+	if (rc < 0)
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+	else
+		mf_log(MF_LOG_WARN,
+		       "event=folder-renamed mailbox=%s from=\"%s\" to=\"%s\" replaced=%d "
+		       "reason=\"the target refused the name: characters it refuses replaced "
+		       "(fullwidth forms; U+XXXX for characters outside the BMP)\"",
+		       s->unit->mailbox, a.data, b.data, n);
+	mf_buf_free(&a);
+	mf_buf_free(&b);
+	return rc;
+}
+
 /* The wire name for a target path: namespace prefix, segments in modified
  * UTF-7 joined with the target's delimiter (a delimiter inside a segment
  * becomes '_'). With `mapped`, characters targets refuse are replaced first
- * by mf_imap_name_map's rule (*nmapped counts them). */
+ * by mf_imap_name_map's rule (*nmapped, if given, counts them). */
 static int wire_name_m(struct imap_snk *s, const struct mf_path *path, size_t upto, bool mapped,
 		       struct mf_buf *out, int *nmapped)
 {
 	char d = s->im->delim ? s->im->delim : '_';
 	size_t i, j;
-	struct mf_buf seg = {0}, mp = {0};
+	struct mf_buf seg = {0};
 	int rc = 0;
 
 	out->len = 0;
@@ -245,18 +336,8 @@ static int wire_name_m(struct imap_snk *s, const struct mf_path *path, size_t up
 			rc = mf_buf_add(out, &d, 1);
 		if (rc == 0 && i == 0 && !strcasecmp(path->seg[0], "INBOX")) {
 			rc = mf_buf_addstr(&seg, "INBOX");
-		} else if (rc == 0 && mapped) {
-			int k;
-			mp.len = 0;
-			if ((k = mf_imap_name_map(path->seg[i], &mp)) < 0 ||
-			    mf_buf_add(&mp, "", 1) < 0)
-				rc = MF_ENOMEM;
-			else if (nmapped)
-				*nmapped += k;
-			if (rc == 0)
-				rc = mf_imap_utf7_encode(mp.data, strlen(mp.data), &seg);
 		} else if (rc == 0) {
-			rc = mf_imap_utf7_encode(path->seg[i], strlen(path->seg[i]), &seg);
+			rc = encode_seg(s, path->seg[i], mapped, &seg, nmapped);
 		}
 		for (j = 0; rc == 0 && j < seg.len; j++)
 			if (seg.data[j] == d)
@@ -267,7 +348,6 @@ static int wire_name_m(struct imap_snk *s, const struct mf_path *path, size_t up
 	if (rc == 0)
 		rc = mf_buf_add(out, "", 1);
 	mf_buf_free(&seg);
-	mf_buf_free(&mp);
 	return rc < 0 ? rc : 0;
 }
 
@@ -317,14 +397,34 @@ static int create_one(struct imap_snk *s, const char *wire, struct mf_err *err)
 	return 0;
 }
 
+/* CREATE the folder at `path` and its parents, those not listed yet (not
+ * every server creates parents). */
+static int create_path(struct imap_snk *s, const struct mf_path *path, bool mapped,
+		       struct mf_err *err)
+{
+	int rc = 0;
+	for (size_t k = 1; k <= path->n && rc == 0; k++) {
+		struct mf_buf pw = {0};
+		if (wire_name_m(s, path, k, mapped, &pw, NULL) < 0) {
+			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+		} else if (!find_wire(s, pw.data) && strcasecmp(pw.data, "INBOX")) {
+			rc = create_one(s, pw.data, err);
+			if (rc < 0)
+				mf_err_prefix(err, "target folder %s", pw.data);
+		}
+		mf_buf_free(&pw);
+	}
+	return rc;
+}
+
 static int snk_folder(void *p, const struct mf_path *path, enum mf_role role, void **out,
 		      struct mf_err *err)
 {
 	struct imap_snk *s = p;
-	struct mf_buf w = {0};
+	struct mf_buf w = {0}, m = {0};
 	const char *target = NULL;
 	struct snk_folder *h = NULL, **nfh;
-	size_t i, k;
+	size_t i;
 	int rc = 0;
 
 	if (path->n == 0)
@@ -338,66 +438,37 @@ static int snk_folder(void *p, const struct mf_path *path, enum mf_role role, vo
 				target = s->tf[i].wire;
 	}
 	if (!target) {
-		/* as named, unless the target refuses that name and the name has
-		 * characters mf_imap_name_map replaces: then by that rule (also
-		 * when an earlier run made the mapped folder already) */
-		bool mapped = false;
-		int nmapped = 0;
-		struct mf_buf mw = {0};
-		if ((rc = wire_name(s, path, path->n, &w)) < 0 ||
-		    (rc = wire_name_m(s, path, path->n, true, &mw, &nmapped)) < 0) {
-			mf_buf_free(&mw);
+		int nm = 0;
+		if (wire_name(s, path, path->n, &w) < 0 ||
+		    wire_name_m(s, path, path->n, true, &m, &nm) < 0) {
 			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
 			goto out;
 		}
-		if (!find_wire(s, w.data) && nmapped > 0 && find_wire(s, mw.data))
-			mapped = true;
-		for (;;) {
-			const char *want = mapped ? mw.data : w.data;
-			if (find_wire(s, want))
-				break;
-			/* parents first: not every server creates them */
-			for (k = 1; k <= path->n && rc == 0; k++) {
-				struct mf_buf pw = {0};
-				if (wire_name_m(s, path, k, mapped, &pw, NULL) < 0) {
-					rc = mf_err_set(err, MF_ENOMEM, "out of memory");
-				} else if (!find_wire(s, pw.data) && strcasecmp(pw.data, "INBOX")) {
-					rc = create_one(s, pw.data, err);
-					if (rc < 0)
-						mf_err_prefix(err, "target folder %s", pw.data);
-				}
-				mf_buf_free(&pw);
-			}
-			if (rc < 0 && !mapped && nmapped > 0 && err->code == MF_EFOLDER) {
-				/* refused: once more with the mapped name */
-				mapped = true;
-				rc = 0;
-				mf_err_clear(err);
-				continue;
-			}
-			break;
-		}
-		if (rc == 0 && mapped) {
-			struct mf_buf a = {0}, b = {0};
-			if (mf_imap_utf7_decode(w.data, strlen(w.data), &a) < 0 ||
-			    mf_buf_add(&a, "", 1) < 0 ||
-			    mf_imap_utf7_decode(mw.data, strlen(mw.data), &b) < 0 ||
-			    mf_buf_add(&b, "", 1) < 0)
-				rc = mf_err_set(err, MF_ENOMEM, "out of memory");
-			else
-				mf_log(MF_LOG_WARN,
-				       "event=folder-renamed mailbox=%s from=\"%s\" to=\"%s\" replaced=%d reason=\"the target refuses these characters in folder names: replaced by their fullwidth forms\"",
-				       s->unit->mailbox, a.data, b.data, nmapped);
-			mf_buf_free(&a);
-			mf_buf_free(&b);
-			w.len = 0;
-			if (mf_buf_add(&w, mw.data, mw.len) < 0)
-				rc = mf_err_set(err, MF_ENOMEM, "out of memory");
-		}
-		mf_buf_free(&mw);
-		if (rc < 0)
+		if (find_wire(s, w.data))
+			target = w.data;
+		else if (nm > 0 && find_wire(s, m.data))
+			target = m.data; /* renamed by an earlier run */
+		else if (s->ro) {
+			rc = mf_err_set(err, MF_ENOTFOUND, "target folder %s does not exist", w.data);
 			goto out;
-		target = w.data;
+		} else if ((rc = create_path(s, path, false, err)) == 0) {
+			target = w.data;
+		} else if (nm > 0 && mf_err_class(rc) == MF_CLASS_FOLDER) {
+			/* refused: once more with the characters targets refuse
+			 * replaced (mf_imap_name_map's rule) */
+			struct mf_err first = *err;
+			mf_err_clear(err);
+			if ((rc = create_path(s, path, true, err)) < 0) {
+				*err = first;
+				rc = first.code;
+				goto out;
+			}
+			target = m.data;
+			if ((rc = log_renamed(s, w.data, m.data, nm, err)) < 0)
+				goto out;
+		} else {
+			goto out;
+		}
 	}
 	for (i = 0; i < s->nfh; i++)
 		if (!strcmp(s->fh[i]->wire, target)) {
@@ -415,11 +486,14 @@ static int snk_folder(void *p, const struct mf_path *path, enum mf_role role, vo
 	s->fh = nfh;
 	s->fh[s->nfh++] = h;
 	*out = h;
-	/* which keywords the folder keeps (PERMANENTFLAGS); if it cannot be
-	 * examined, APPEND will say what is wrong */
+	if (s->ro)
+		goto out; /* probe() and hashes() EXAMINE it themselves */
+	/* which keywords the folder keeps: PERMANENTFLAGS of a SELECT (to
+	 * EXAMINE, servers answer PERMANENTFLAGS ()); if it cannot be
+	 * selected, APPEND will say what is wrong */
 	{
 		struct mf_err e2 = {0};
-		if (mf_imap_select(s->im, target, false, &e2) == 0) {
+		if (mf_imap_select(s->im, target, true, &e2) == 0) {
 			h->any_keyword = s->im->any_keyword;
 			if (s->im->perm_keywords && !(h->perm_keywords = strdup(s->im->perm_keywords)))
 				rc = mf_err_set(err, MF_ENOMEM, "out of memory");
@@ -430,6 +504,7 @@ static int snk_folder(void *p, const struct mf_path *path, enum mf_role role, vo
 	}
 out:
 	mf_buf_free(&w);
+	mf_buf_free(&m);
 	return rc;
 }
 
@@ -742,6 +817,11 @@ static int snk_store(void *p, void *fhp, const struct mf_item *item, char sink_i
 				  item->len, s->im->appendlimit);
 	if (keep_keywords(s, fh, item->keywords, &kws) < 0)
 		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	/* not into an EXAMINEd mailbox (a probe's): Courier refuses */
+	if (s->im->selected && !s->im->selected_rw && (rc = mf_imap_unselect(s->im, err)) < 0) {
+		mf_err_prefix(err, "target folder %s", fh->wire);
+		goto out;
+	}
 	if (s->im->caps & MF_IMAP_CAP_LITERALPLUS) {
 		r = append_literalplus(s->im, fh->wire, item, kws.data, &uv, &uid);
 		goto done;
@@ -788,6 +868,9 @@ struct probe_arg {
 	bool rewritten; /* the copy found was altered by the target */
 	unsigned matches;
 	uint32_t match_uid;
+	uint32_t *same_size; /* widened search: candidates whose RFC822.SIZE fits */
+	size_t nsame;
+	bool nomem;
 };
 
 static int probe_cb(void *p, struct mf_imap_fmsg *m)
@@ -812,6 +895,39 @@ static int probe_cb(void *p, struct mf_imap_fmsg *m)
 	return 0;
 }
 
+/* RFC822.SIZE as FETCH reports it (the CRLF size on every server seen) */
+static int size_cb(void *p, struct mf_imap_fmsg *m)
+{
+	struct probe_arg *pa = p;
+	if (m->size != pa->item->len)
+		return 0;
+	uint32_t *n = realloc(pa->same_size, (pa->nsame + 1) * sizeof(*n));
+	if (!n) {
+		pa->nomem = true;
+		return MF_ENOMEM;
+	}
+	pa->same_size = n;
+	n[pa->nsame++] = m->uid;
+	return 0;
+}
+
+static int fetch_compare(struct imap_snk *s, const uint32_t *uids, size_t n, struct probe_arg *pa,
+			 struct mf_err *err)
+{
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i += PROBE_MAX_CANDIDATES) {
+		size_t k = n - i < PROBE_MAX_CANDIDATES ? n - i : PROBE_MAX_CANDIDATES;
+		rc = mf_imap_uid_fetch(s->im, uids + i, k, 0, 0, MF_IMAP_F_BODY, probe_cb, pa, err);
+		if (pa->matches > pa->item->dup)
+			break;
+	}
+	return rc;
+}
+
+/* Narrow: the Message-ID. Wide, when that finds nothing (no Message-ID, a
+ * server that cannot search headers, or no candidate): the messages whose
+ * INTERNALDATE lies in the days around the item's, of the item's size as
+ * FETCH RFC822.SIZE gives it. Either way the SHA-256 of the bytes decides. */
 static int snk_probe(void *p, void *fhp, const struct mf_item *item, char sink_id[MF_SINK_ID_MAX],
 		     struct mf_err *err)
 {
@@ -819,28 +935,39 @@ static int snk_probe(void *p, void *fhp, const struct mf_item *item, char sink_i
 	struct snk_folder *fh = fhp;
 	struct probe_arg pa = {.item = item};
 	uint32_t *uids = NULL;
-	size_t n = 0, i;
+	size_t n = 0;
 	int rc;
 
 	sink_id[0] = 0;
 	if ((rc = mf_imap_select(s->im, fh->wire, false, err)) < 0)
 		goto out;
-	rc = mf_imap_uid_search(s->im, item->message_id, item->len, &uids, &n, err);
-	if (rc < 0 && item->message_id) {
-		/* a Message-ID the server cannot search for: by size alone */
-		mf_err_clear(err);
-		rc = mf_imap_uid_search(s->im, NULL, item->len, &uids, &n, err);
+	if (item->message_id) {
+		rc = mf_imap_uid_search(s->im, item->message_id, 0, &uids, &n, err);
+		if (rc < 0 && mf_err_class(rc) == MF_CLASS_CONNECTION)
+			goto out;
+		if (rc < 0) {
+			/* a Message-ID the server cannot search for: widen */
+			mf_err_clear(err);
+			rc = 0;
+			n = 0;
+		}
+		if (n && (rc = fetch_compare(s, uids, n, &pa, err)) < 0)
+			goto out;
 	}
-	if (rc < 0)
-		goto out;
-	for (i = 0; i < n && rc == 0; i += PROBE_MAX_CANDIDATES) {
-		size_t k = n - i < PROBE_MAX_CANDIDATES ? n - i : PROBE_MAX_CANDIDATES;
-		rc = mf_imap_uid_fetch(s->im, uids + i, k, 0, 0, MF_IMAP_F_BODY, probe_cb, &pa, err);
-		if (pa.matches > item->dup)
-			break;
+	if (n == 0 && item->idate > 0) {
+		free(uids);
+		uids = NULL;
+		if ((rc = mf_imap_uid_search_date(s->im, item->idate, &uids, &n, err)) < 0)
+			goto out;
+		if (n && (rc = mf_imap_uid_fetch(s->im, uids, n, 0, 0, MF_IMAP_F_META, size_cb, &pa,
+						 err)) < 0) {
+			if (pa.nomem)
+				rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+			goto out;
+		}
+		if (pa.nsame && (rc = fetch_compare(s, pa.same_size, pa.nsame, &pa, err)) < 0)
+			goto out;
 	}
-	if (rc < 0)
-		goto out;
 	if (pa.matches > item->dup) {
 		snprintf(sink_id, MF_SINK_ID_MAX, "%" PRIu32 ":%" PRIu32, s->im->uidvalidity,
 			 pa.match_uid);
@@ -855,6 +982,7 @@ out:
 	if (rc < 0)
 		mf_err_prefix(err, "probe in %s", fh->wire);
 	free(uids);
+	free(pa.same_size);
 	return rc;
 }
 
@@ -930,13 +1058,133 @@ out:
 	return rc;
 }
 
+/* plan_append_test: what run does, once, into a scratch folder: CREATE,
+ * SELECT (PERMANENTFLAGS), EXAMINE as a probe does, APPEND (which must
+ * leave the EXAMINE first), probe again (it must find the message by
+ * Message-ID), then DELETE the folder. */
+static int append_test(struct imap_snk *s, struct mf_buf *note, struct mf_err *err)
+{
+	static const char msg[] = "From: mailferry <plan@mailferry.invalid>\r\n"
+				  "To: mailferry <plan@mailferry.invalid>\r\n"
+				  "Subject: mailferry plan check (deleted right away)\r\n"
+				  "Message-ID: <plan-check@mailferry.invalid>\r\n"
+				  "Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+				  "\r\n"
+				  "mailferry plan_append_test\r\n";
+	unsigned char h[MF_SHA256_LEN];
+	char hex[2 * MF_SHA256_LEN + 1], id[MF_SINK_ID_MAX];
+	struct mf_path path;
+	void *fh = NULL;
+	int rc, drc;
+
+	mf_sha256((const unsigned char *)msg, sizeof(msg) - 1, h);
+	mf_hex(h, MF_SHA256_LEN, hex);
+	struct mf_item it = {.data = (const unsigned char *)msg, .len = sizeof(msg) - 1,
+			     .sha256 = h, .hash_hex = hex, .idem = "00000000000000000000000000000000",
+			     .message_id = "<plan-check@mailferry.invalid>", .idate = 1704067200,
+			     .flags = MF_FLAG_SEEN};
+	mf_path_init(&path);
+	if (mf_path_push(&path, CHECK_FOLDER, strlen(CHECK_FOLDER)) < 0)
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	s->ro = false;
+	rc = snk_folder(s, &path, MF_ROLE_NONE, &fh, err);
+	/* as after a crash: the probe EXAMINEs, then APPEND follows */
+	if (rc == 0)
+		rc = mf_imap_select_fresh(s->im, ((struct snk_folder *)fh)->wire, false, err);
+	if (rc == 0 && (rc = snk_probe(s, fh, &it, id, err)) == 0)
+		rc = snk_store(s, fh, &it, id, err);
+	else if (rc == 1)
+		rc = 0; /* left over from an earlier check: the probe found it */
+	if (rc == 0) {
+		rc = snk_probe(s, fh, &it, id, err);
+		if (rc == 0)
+			rc = mf_err_set(err, MF_EPROTO,
+					"APPEND test: the probe does not find the message just appended (a rerun after a crash would duplicate)");
+		else if (rc == 1)
+			rc = 0;
+	}
+	s->ro = true;
+	if (fh) {
+		/* clean up even after a failure; a failure here is only noted */
+		struct mf_err e2 = {0};
+		const char *wire = ((struct snk_folder *)fh)->wire;
+		if ((drc = mf_imap_unselect(s->im, &e2)) == 0 &&
+		    (drc = mailimap_delete(s->im->s, wire)) != MAILIMAP_NO_ERROR)
+			drc = mf_imap_fail(s->im, drc, MF_EFOLDER, "DELETE", &e2);
+		if (drc < 0)
+			mf_buf_printf(note, "; could not delete the scratch folder %s: %s", wire, e2.msg);
+	}
+	mf_path_free(&path);
+	if (rc < 0)
+		mf_err_prefix(err, "plan_append_test in %s", CHECK_FOLDER);
+	else
+		mf_buf_printf(note, "; APPEND test into %s passed (folder deleted)", CHECK_FOLDER);
+	return rc;
+}
+
+/* For `mailferry plan`: what run will do, without writing (unless
+ * plan_append_test): log in (a refused login fails here, classed as run
+ * would class it), LIST, SELECT INBOX for write and leave it without
+ * expunging, UID SEARCH by Message-ID (what the probe after a crash uses),
+ * PERMANENTFLAGS (keywords kept?), and how folder names will be written. */
+static int snk_check(const void *cfgp, const struct mf_unit *unit, struct mf_err *err)
+{
+	const struct snk_cfg *cfg = cfgp;
+	struct imap_snk *s = NULL;
+	struct mf_buf note = {0};
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = open_common(cfgp, unit, true, (void **)&s, err)) < 0)
+		return rc;
+	mf_buf_printf(&note, "logged in, %zu folders", s->ntf);
+	if ((rc = mf_imap_select(s->im, "INBOX", true, err)) < 0) {
+		mf_err_prefix(err, "SELECT INBOX (run appends into selected folders)");
+		goto out;
+	}
+	if (!s->im->any_keyword)
+		mf_buf_printf(&note, "; INBOX keeps %s%s (other keywords are dropped and logged)",
+			      s->im->perm_keywords ? "only the keywords " : "no keywords",
+			      s->im->perm_keywords ? s->im->perm_keywords : "");
+	rc = mf_imap_uid_search(s->im, "<plan-check@mailferry.invalid>", 0, &uids, &n, err);
+	free(uids);
+	if (rc < 0 && mf_err_class(rc) == MF_CLASS_CONNECTION)
+		goto out;
+	if (rc < 0) {
+		mf_buf_printf(&note, "; SEARCH HEADER Message-ID refused (%s): probes after a crash search by date and size instead",
+			      err->msg);
+		mf_err_clear(err);
+	}
+	if ((rc = mf_imap_unselect(s->im, err)) < 0) {
+		mf_err_prefix(err, "leaving INBOX");
+		goto out;
+	}
+	if (s->im->utf8)
+		mf_buf_printf(&note, "; UTF8=ACCEPT: folder names are sent as UTF-8");
+	else
+		mf_buf_printf(&note, "; folder names in modified UTF-7: if the target refuses a name with characters outside the BMP (emoji), each such character is written as U+XXXX (e.g. U+1F600)");
+	if (!(s->im->caps & MF_IMAP_CAP_UIDPLUS))
+		mf_buf_printf(&note, "; no UIDPLUS: stored messages get no sink id");
+	if (cfg->check_append)
+		rc = append_test(s, &note, err);
+out:
+	if (rc == 0)
+		mf_err_set(err, 0, "%s", note.data ? note.data : "");
+	mf_buf_free(&note);
+	snk_close(s);
+	return rc;
+}
+
 const struct mf_sink_ops mf_sink_imap = {
 	.name = "imap",
 	.keys = snk_keys,
 	.configure = snk_configure,
 	.free_config = snk_free_config,
 	.caps = snk_caps,
+	.check = snk_check,
 	.open = snk_open,
+	.open_read = snk_open_read,
 	.folder = snk_folder,
 	.probe = snk_probe,
 	.store = snk_store,

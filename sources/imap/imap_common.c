@@ -632,6 +632,93 @@ int mf_imap_command(struct mf_imap *im, const char *cmd, struct mf_err *err)
 	return 0;
 }
 
+int mf_imap_uid_search_date(struct mf_imap *im, int64_t t, uint32_t **uids, size_t *n,
+			    struct mf_err *err)
+{
+	struct mailimap_search_key *key = mailimap_search_key_new_multiple_empty();
+	struct mailimap_search_key *ks = NULL, *kb = NULL;
+	struct mailimap_date *d1 = NULL, *d2 = NULL;
+	clist *res = NULL;
+	uint32_t *out = NULL;
+	size_t cnt = 0;
+	struct tm a, b;
+	time_t ta = (time_t)(t - 86400), tb = (time_t)(t + 2 * 86400);
+	int r, rc = 0;
+
+	*uids = NULL;
+	*n = 0;
+	if (!key)
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	if (!gmtime_r(&ta, &a) || !gmtime_r(&tb, &b)) {
+		mailimap_search_key_free(key);
+		return mf_err_set(err, MF_EINVAL, "date out of range");
+	}
+	if (!(d1 = mailimap_date_new(a.tm_mday, a.tm_mon + 1, a.tm_year + 1900)) ||
+	    !(ks = mailimap_search_key_new_since(d1)))
+		goto nomem;
+	d1 = NULL;
+	if (mailimap_search_key_multiple_add(key, ks))
+		goto nomem;
+	ks = NULL;
+	if (!(d2 = mailimap_date_new(b.tm_mday, b.tm_mon + 1, b.tm_year + 1900)) ||
+	    !(kb = mailimap_search_key_new_before(d2)))
+		goto nomem;
+	d2 = NULL;
+	if (mailimap_search_key_multiple_add(key, kb))
+		goto nomem;
+	kb = NULL;
+	r = mailimap_uid_search(im->s, NULL, key, &res);
+	if (r != MAILIMAP_NO_ERROR) {
+		rc = mf_imap_fail(im, r, MF_EFOLDER, "UID SEARCH", err);
+		goto out;
+	}
+	if (res && clist_count(res) > 0) {
+		if (!(out = calloc((size_t)clist_count(res), sizeof(*out))))
+			goto nomem;
+		for (clistiter *it = clist_begin(res); it; it = clist_next(it))
+			out[cnt++] = *(uint32_t *)clist_content(it);
+	}
+	*uids = out;
+	*n = cnt;
+	out = NULL;
+	goto out;
+nomem:
+	rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+out:
+	if (d1)
+		mailimap_date_free(d1);
+	if (d2)
+		mailimap_date_free(d2);
+	if (ks)
+		mailimap_search_key_free(ks);
+	if (kb)
+		mailimap_search_key_free(kb);
+	free(out);
+	if (res)
+		mailimap_search_result_free(res);
+	mailimap_search_key_free(key);
+	return rc;
+}
+
+int mf_imap_unselect(struct mf_imap *im, struct mf_err *err)
+{
+	int r;
+	if (!im->selected)
+		return 0;
+	if (im->selected_rw) {
+		r = mailimap_examine(im->s, im->selected);
+		if (r != MAILIMAP_NO_ERROR)
+			return mf_imap_fail(im, r, MF_EFOLDER, "EXAMINE", err);
+	}
+	r = mailimap_close(im->s);
+	if (r != MAILIMAP_NO_ERROR)
+		return mf_imap_fail(im, r, MF_EFOLDER, "CLOSE", err);
+	free(im->selected);
+	im->selected = NULL;
+	im->selected_rw = false;
+	return 0;
+}
+
 int mf_imap_select_fresh(struct mf_imap *im, const char *wire, bool rw, struct mf_err *err)
 {
 	free(im->selected);
@@ -1153,6 +1240,8 @@ static void read_caps(struct mf_imap *im, struct mailimap_capability_data *cd)
 			im->caps |= MF_IMAP_CAP_COMPRESS;
 		else if (!strcasecmp(n, "SASL-IR"))
 			im->caps |= MF_IMAP_CAP_SASLIR;
+		else if (!strcasecmp(n, "UTF8=ACCEPT"))
+			im->caps |= MF_IMAP_CAP_UTF8ACCEPT;
 		else if (!strncasecmp(n, "APPENDLIMIT=", 12)) {
 			im->caps |= MF_IMAP_CAP_APPENDLIMIT;
 			im->appendlimit = strtoull(n + 12, NULL, 10);
@@ -1405,6 +1494,49 @@ static int learn_namespace(struct mf_imap *im, struct mf_err *err)
 	return im->ns_prefix ? 0 : mf_err_set(err, MF_ENOMEM, "out of memory");
 }
 
+/* RFC 6855: with UTF8=ACCEPT, mailbox names travel as UTF-8. Courier
+ * refuses characters outside the BMP (emoji) in names otherwise, and once
+ * such a folder exists its LIST breaks for clients without it. A refusal
+ * is not fatal: names stay in modified UTF-7. */
+static int enable_utf8(struct mf_imap *im, struct mf_err *err)
+{
+	struct mailimap_capability_data *want = NULL, *got = NULL;
+	struct mailimap_capability *cap = NULL;
+	clist *l = clist_new();
+	char *name = strdup("UTF8=ACCEPT");
+	int r;
+
+	if (!l || !name || !(cap = mailimap_capability_new(MAILIMAP_CAPABILITY_NAME, NULL, name))) {
+		free(name);
+		if (l)
+			clist_free(l);
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	}
+	if (clist_append(l, cap) < 0 || !(want = mailimap_capability_data_new(l))) {
+		mailimap_capability_free(cap);
+		clist_free(l);
+		return mf_err_set(err, MF_ENOMEM, "out of memory");
+	}
+	r = mailimap_enable(im->s, want, &got);
+	mailimap_capability_data_free(want);
+	if (r == MAILIMAP_NO_ERROR) {
+		for (clistiter *it = got && got->cap_list ? clist_begin(got->cap_list) : NULL; it;
+		     it = clist_next(it)) {
+			struct mailimap_capability *c = clist_content(it);
+			if (c->cap_type == MAILIMAP_CAPABILITY_NAME && c->cap_data.cap_name &&
+			    !strcasecmp(c->cap_data.cap_name, "UTF8=ACCEPT"))
+				im->utf8 = true;
+		}
+		/* a server that answers OK without the untagged ENABLED line
+		 * (RFC 5161 3 makes it mandatory) is not trusted with UTF-8 */
+	}
+	if (got)
+		mailimap_capability_data_free(got);
+	if (r == MAILIMAP_ERROR_STREAM)
+		return mf_imap_fail(im, r, MF_EPROTO, "ENABLE UTF8=ACCEPT", err);
+	return 0;
+}
+
 int mf_imap_open(struct mf_imap_conf *c, const char *login, const char *authzid,
 		 const char *password, struct mf_imap **out, struct mf_err *err)
 {
@@ -1461,6 +1593,8 @@ int mf_imap_open(struct mf_imap_conf *c, const char *login, const char *authzid,
 		goto fail;
 	if (c->compress && (im->caps & MF_IMAP_CAP_COMPRESS) &&
 	    (rc = start_compress(im, err)) < 0)
+		goto fail;
+	if ((im->caps & MF_IMAP_CAP_UTF8ACCEPT) && (rc = enable_utf8(im, err)) < 0)
 		goto fail;
 	if ((rc = learn_namespace(im, err)) < 0)
 		goto fail;
@@ -1566,7 +1700,7 @@ void mf_imap_folders_free(struct mf_imap_folder *f, size_t n)
 }
 
 /* Split a relative wire name on the delimiter and decode every segment. */
-static int wire_to_path(const char *rel, char delim, struct mf_path *p)
+static int wire_to_path(const char *rel, char delim, bool utf8, struct mf_path *p)
 {
 	struct mf_buf seg = {0};
 	const char *s = rel, *e;
@@ -1578,7 +1712,9 @@ static int wire_to_path(const char *rel, char delim, struct mf_path *p)
 			e = s + strlen(s);
 		if (e > s) {
 			seg.len = 0;
-			if (mf_imap_utf7_decode(s, (size_t)(e - s), &seg) < 0) {
+			if (utf8) {
+				rc = mf_buf_add(&seg, s, (size_t)(e - s));
+			} else if (mf_imap_utf7_decode(s, (size_t)(e - s), &seg) < 0) {
 				seg.len = 0; /* not valid mUTF-7: keep the bytes */
 				rc = mf_buf_add(&seg, s, (size_t)(e - s));
 			}
@@ -1654,7 +1790,7 @@ static int add_listing(struct mf_imap *im, clist *l, const char *strip, bool for
 			if (mf_path_push(&f.path, "INBOX", 5) < 0)
 				return MF_ENOMEM;
 			f.role = MF_ROLE_INBOX;
-		} else if (wire_to_path(rel, mb->mb_delimiter ? mb->mb_delimiter : im->delim,
+		} else if (wire_to_path(rel, mb->mb_delimiter ? mb->mb_delimiter : im->delim, im->utf8,
 					&f.path) < 0) {
 			mf_path_free(&f.path);
 			return MF_ENOMEM;
@@ -1804,7 +1940,7 @@ static int put_utf8(struct mf_buf *out, uint32_t cp)
 	return mf_buf_add(out, b, n);
 }
 
-int mf_imap_name_map(const char *in, struct mf_buf *out)
+int mf_imap_name_map(const char *in, bool astral, struct mf_buf *out)
 {
 	int n = 0;
 	for (const char *p = in; *p; p++) {
@@ -1814,6 +1950,13 @@ int mf_imap_name_map(const char *in, struct mf_buf *out)
 			uint32_t cp = 0xff01u + (uint32_t)(c - '!');
 			if (put_utf8(out, cp) < 0)
 				return MF_ENOMEM;
+			n++;
+		} else if (astral && c >= 0xf0 && p[1] && p[2] && p[3]) {
+			uint32_t cp = (uint32_t)(c & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 |
+				      (uint32_t)(p[2] & 0x3f) << 6 | (uint32_t)(p[3] & 0x3f);
+			if (mf_buf_printf(out, "U+%04" PRIX32, cp) < 0)
+				return MF_ENOMEM;
+			p += 3;
 			n++;
 		} else if (mf_buf_add(out, p, 1) < 0) {
 			return MF_ENOMEM;

@@ -80,6 +80,7 @@ void mf_imap_conf_free(struct mf_imap_conf *c);
 #define MF_IMAP_CAP_COMPRESS 0x20u
 #define MF_IMAP_CAP_SASLIR 0x40u
 #define MF_IMAP_CAP_APPENDLIMIT 0x80u
+#define MF_IMAP_CAP_UTF8ACCEPT 0x100u /* RFC 6855 UTF8=ACCEPT */
 
 struct mailimap;
 
@@ -105,6 +106,8 @@ struct mf_imap {
 	bool any_keyword;     /* its PERMANENTFLAGS has \* (or is missing) */
 	char *perm_keywords;  /* else the keywords it lists, space-separated, or NULL */
 	bool compressed;
+	bool utf8; /* ENABLE UTF8=ACCEPT done: mailbox names are UTF-8 on the
+	              wire, not modified UTF-7 (RFC 6855 3) */
 	bool line_too_long; /* the guard layer cut the stream (see imap_common.c) */
 	/* the last bytes received, to read response codes libetpan drops */
 	char tail[1024];
@@ -188,6 +191,19 @@ int mf_imap_uid_fetch(struct mf_imap *im, const uint32_t *uids, size_t n, uint32
 int mf_imap_uid_search(struct mf_imap *im, const char *message_id, uint64_t size,
 		       uint32_t **uids, size_t *n, struct mf_err *err);
 
+/* UID SEARCH in the selected mailbox for messages whose INTERNALDATE lies
+ * in the days around unix time `t` (SINCE the day before, BEFORE the day
+ * after next: servers compare dates in their own time zone). For probes
+ * that must not depend on the server's size arithmetic. As above. */
+int mf_imap_uid_search_date(struct mf_imap *im, int64_t t, uint32_t **uids, size_t *n,
+			    struct mf_err *err);
+
+/* Leave the selected mailbox without expunging anything: EXAMINE it (if it
+ * was selected read-write), then CLOSE, which expunges nothing on a
+ * read-only mailbox (RFC 3501 6.4.2). (libetpan has no UNSELECT, and its
+ * custom-command sender adds a trailing space some servers refuse.) */
+int mf_imap_unselect(struct mf_imap *im, struct mf_err *err);
+
 /* Send a raw command (no literals) and wait for its tagged answer; 0 on OK. */
 int mf_imap_command(struct mf_imap *im, const char *cmd, struct mf_err *err);
 
@@ -214,11 +230,14 @@ int mf_imap_utf7_encode(const char *in, size_t len, struct mf_buf *out);
  * servers refuse): the one rule mailferry maps them by. Every character of
  * MF_IMAP_NAME_MAPPED in the UTF-8 segment `in` is replaced by its
  * fullwidth form (U+FF01 + c - '!': % -> U+FF05, " -> U+FF02, \ -> U+FF3C,
- * ...); everything else is copied. Deterministic: the same name always
- * maps to the same one. Appends to `out`; returns the number of characters
- * replaced (0: nothing to map) or MF_ENOMEM. */
+ * ...); with `astral` (names not sent in UTF-8: Courier refuses
+ * characters outside the BMP in modified UTF-7), each character outside the
+ * BMP becomes "U+" and its code point in hex (U+1F600); everything else is
+ * copied. Deterministic: the same name always maps to the same one. Appends
+ * to `out`; returns the number of characters replaced (0: nothing to map)
+ * or MF_ENOMEM. */
 #define MF_IMAP_NAME_MAPPED "%*\";<>\\^`{|}"
-int mf_imap_name_map(const char *in, struct mf_buf *out);
+int mf_imap_name_map(const char *in, bool astral, struct mf_buf *out);
 
 /* The role a folder usually has by its (top-level, UTF-8) name in several
  * languages ("Sent Items", "Gesendete Elemente", "Papierkorb", ...), or

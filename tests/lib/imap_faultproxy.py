@@ -2,8 +2,9 @@
 """imap_faultproxy.py - an IMAP-aware proxy for the fault tests that
 misbehaves at chosen IMAP commands.
 
-  imap_faultproxy.py --listen PORT --target HOST:PORT --stats FILE
-                     [--rules JSON] [--hide-literalplus]
+  imap_faultproxy.py --listen PORT --target HOST:PORT [--stats FILE]
+                     [--rules JSON] [--hide-literalplus] [--hide-caps A,B,...]
+                     [--no-perm-keywords]
 
 Listens on 127.0.0.1:PORT and forwards every connection to HOST:PORT,
 parsing both directions as IMAP (lines and literals), so that faults land
@@ -18,6 +19,17 @@ is decided, and a rejected APPEND's literal is swallowed, never forwarded.
 COMPRESS=DEFLATE and STARTTLS are removed from the server's capabilities
 (the proxy must read the stream); --hide-literalplus removes LITERAL+ too,
 so the client has to use synchronizing literals.
+
+A capability-poor server (tests/integration/imap_nocaps.sh): --hide-caps
+removes those capabilities from every CAPABILITY answer (untagged, and the
+[CAPABILITY ...] codes of the greeting and the login), e.g.
+"UIDPLUS,LITERAL+,SPECIAL-USE,SASL-IR" (COMPRESS is always removed), and with
+SPECIAL-USE the attributes \All \Archive \Drafts \Flagged \Junk \Sent
+\Trash from LIST answers too. --no-perm-keywords rewrites PERMANENTFLAGS
+to the system flags only (no \*, no keywords), as Courier, Cyrus and
+Dovecot answer to EXAMINE. --raw-client forwards what the client sends
+untouched (no rules on APPEND then): for servers without LITERAL+ (Courier),
+to which the proxy's own literal handling would send LITERAL+ literals.
 
 Rules (JSON list); each rule counts its own events over all connections:
   {"on": "append", "nth": K}            the K-th APPEND (1-based)
@@ -62,6 +74,11 @@ class Proxy:
         self.counts = [0] * len(self.rules)   # events seen per rule
         self.fired = [0] * len(self.rules)
         self.hide_lp = args.hide_literalplus
+        self.hide = [c.encode() for c in (args.hide_caps or "").split(",") if c]
+        if self.hide_lp:
+            self.hide += [b"LITERAL+", b"LITERAL-"]
+        self.no_perm_kw = args.no_perm_keywords
+        self.raw_up = args.raw_client
         self.stats_path = args.stats
         self.stats = {"connections": 0, "appends": 0, "fetch_literals": 0, "hits": {},
                       "no": 0, "dropped": 0, "stalled": 0, "throttled": 0,
@@ -69,6 +86,8 @@ class Proxy:
         self.save()
 
     def save(self):
+        if not self.stats_path:
+            return
         tmp = self.stats_path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(self.stats, f, sort_keys=True)
@@ -116,6 +135,14 @@ class Proxy:
                     pass
 
         async def up():
+            while self.raw_up:
+                # the client's bytes as they are: synchronizing literals
+                # wait for the server's own "+" (servers without LITERAL+)
+                chunk = await cr.read(65536)
+                if not chunk:
+                    raise Closed()
+                sw.write(chunk)
+                await sw.drain()
             while True:
                 line = await cr.readuntil(b"\n")
                 parts = [line]
@@ -192,8 +219,16 @@ class Proxy:
                     close_all()
                     raise Closed()
                 if b"CAPABILITY" in line.upper():
-                    for c in STRIP_CAPS + ([b"LITERAL+", b"LITERAL-"] if self.hide_lp else []):
-                        line = re.sub(rb" " + re.escape(c) + rb"(?=[ \]\r])", b"", line)
+                    for c in STRIP_CAPS + self.hide:
+                        line = re.sub(rb"(?i) " + re.escape(c) + rb"(?=[ \]\r])", b"", line)
+                if b"SPECIAL-USE" in self.hide and re.match(rb"\* (X?LIST|LSUB) \(", line):
+                    line = re.sub(rb"(?i) ?\\(All|Archive|Drafts|Flagged|Junk|Sent|Trash|Important)(?=[ )])",
+                                  b"", line)
+                    line = line.replace(b"( ", b"(")
+                if self.no_perm_kw and b"[PERMANENTFLAGS (" in line.upper():
+                    line = re.sub(rb"(?i)\[PERMANENTFLAGS \([^)]*\)\]",
+                                  lambda m: b"[PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)]",
+                                  line)
                 m = LIT.search(line)
                 if not m:
                     cw.write(line)
@@ -242,9 +277,12 @@ async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--listen", type=int, required=True)
     ap.add_argument("--target", required=True)
-    ap.add_argument("--stats", required=True)
+    ap.add_argument("--stats", default="")
     ap.add_argument("--rules", default="")
     ap.add_argument("--hide-literalplus", action="store_true")
+    ap.add_argument("--hide-caps", default="")
+    ap.add_argument("--no-perm-keywords", action="store_true")
+    ap.add_argument("--raw-client", action="store_true")
     args = ap.parse_args()
     p = Proxy(args)
     server = await asyncio.start_server(p.handle, "127.0.0.1", args.listen, limit=1 << 24)

@@ -162,18 +162,27 @@ TEST(classify_answers)
 TEST(name_map)
 {
 	struct mf_buf b = {0};
-	CHECK_INT(mf_imap_name_map("Rabatt 100%", &b), 1);
+	CHECK_INT(mf_imap_name_map("Rabatt 100%", false, &b), 1);
 	CHECK_INT(mf_buf_add(&b, "", 1), 0);
 	CHECK_STR(b.data, "Rabatt 100\xef\xbc\x85"); /* U+FF05 */
 	b.len = 0;
-	CHECK_INT(mf_imap_name_map("Say \"hi\" \\ ^x", &b), 4);
+	CHECK_INT(mf_imap_name_map("Say \"hi\" \\ ^x", false, &b), 4);
 	CHECK_INT(mf_buf_add(&b, "", 1), 0);
 	CHECK_STR(b.data, "Say \xef\xbc\x82hi\xef\xbc\x82 \xef\xbc\xbc \xef\xbc\xbex");
 	b.len = 0;
 	/* nothing to map: the same bytes, UTF-8 and & untouched */
-	CHECK_INT(mf_imap_name_map("A&B \xc3\xbc 日本", &b), 0);
+	CHECK_INT(mf_imap_name_map("A&B \xc3\xbc 日本", true, &b), 0);
 	CHECK_INT(mf_buf_add(&b, "", 1), 0);
 	CHECK_STR(b.data, "A&B \xc3\xbc 日本");
+	b.len = 0;
+	/* outside the BMP: U+XXXX only when names cannot go in UTF-8 */
+	CHECK_INT(mf_imap_name_map("Fun \xf0\x9f\x98\x80 50%", true, &b), 2);
+	CHECK_INT(mf_buf_add(&b, "", 1), 0);
+	CHECK_STR(b.data, "Fun U+1F600 50\xef\xbc\x85");
+	b.len = 0;
+	CHECK_INT(mf_imap_name_map("Fun \xf0\x9f\x98\x80", false, &b), 0);
+	CHECK_INT(mf_buf_add(&b, "", 1), 0);
+	CHECK_STR(b.data, "Fun \xf0\x9f\x98\x80");
 	mf_buf_free(&b);
 }
 

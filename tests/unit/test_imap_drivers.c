@@ -662,6 +662,35 @@ TEST(sink_store_probe_hashes)
 	mf_sink_imap.close(snk);
 	snk = NULL;
 
+	/* open_read (verify, plan): finds folders, creates none (MF_ENOTFOUND);
+	 * probe and hashes as usual */
+	CHECK(mf_sink_imap.open_read != NULL);
+	rc = mf_sink_imap.open_read ? mf_sink_imap.open_read(cfg, &unit, &snk, &err) : -1;
+	CHECK_INT(rc, 0);
+	if (rc == 0) {
+		void *rfh = NULL, *rmiss = NULL;
+		struct hashset hs2 = {0};
+		mf_path_init(&p);
+		mf_path_push(&p, "Nowhere", 7);
+		mf_path_push(&p, "deeper", 6);
+		CHECK_INT(mf_sink_imap.folder(snk, &p, MF_ROLE_NONE, &rmiss, &err), MF_ENOTFOUND);
+		mf_path_free(&p);
+		mf_path_init(&p);
+		mf_path_push(&p, "Überweisungen", strlen("Überweisungen"));
+		mf_path_push(&p, "2024", 4);
+		CHECK_INT(mf_sink_imap.folder(snk, &p, MF_ROLE_NONE, &rfh, &err), 0);
+		mf_path_free(&p);
+		it.message_id = "<p1@example.org>";
+		if (rfh) {
+			CHECK_INT(mf_sink_imap.probe(snk, rfh, &it, id2, &err), 1);
+			CHECK_INT(mf_sink_imap.hashes(snk, rfh, hash_cb, &hs2, &err), 0);
+			CHECK_INT(hs2.n, 1);
+		}
+		mf_sink_imap.close(snk);
+		snk = NULL;
+		CHECK_INT(sh("dovecot_doveadm %s/dst mailbox list -u alice@example.org | grep -q Nowhere", tmp), 1);
+	}
+
 	/* what the target holds, seen by an independent client */
 	snprintf(dump, sizeof(dump), "dovecot_dump %s alice@example.org tpw > %s/dump.txt",
 		 DST_PORT, tmp);
