@@ -140,7 +140,7 @@ out=$(run run "$J/job.ini" 2>&1) && rc=0 || rc=$?
 check_eq "two spellings of one mailbox: run exits 0" "$rc" 0
 check_eq "one Maildir, in lower case" "$(ls "$J/out" | tr '\n' '|')" "same@example.com|"
 check_eq "the report names the mailbox one way" \
-  "$("$MF_BIN" report "$J/job.ini" | tail -n +2 | cut -d, -f1 | sort -u)" "same@example.com"
+  "$("$MF_BIN" report "$J/job.ini" | tail -n +2 | cut -d, -f1 | grep -vx '(total)' | sort -u)" "same@example.com"
 echo "Exchange,,${psts[0]},same@example.com,FALSE,/A,,,," >>"$J/manifest.csv"
 refused_case=$(run run "$J/job.ini" 2>&1) && rc=0 || rc=$?
 check_eq "the same row in another case: exit 2" "$rc" 2

@@ -56,7 +56,7 @@ check "non-mail items are counted by type" grep -q '"contact":72' <<<"$report"
 # folders that are not mail are not made (by container class), nor
 # Outlook's own ones (an OST's Sync Issues, Quick Step Settings, ...): their
 # items are counted as skipped. Mail right under the root goes to the root.
-ost=$J/out/aspnet-SampleOstFile-ost@example.com
+ost=$J/out/aspnet-sampleostfile-ost@example.com
 iped=$J/out/iped-test-sample-pst@example.com
 for f in "Sync Issues" "Sync Issues.Conflicts" "Sync Issues.Local Failures" "Quick Step Settings" \
   "Conversation Action Settings" Calendar Contacts "Suggested Contacts" Journal Notes Tasks; do
@@ -64,12 +64,12 @@ for f in "Sync Issues" "Sync Issues.Conflicts" "Sync Issues.Local Failures" "Qui
 done
 check "OST: mail folders are there" test -d "$ost/.INBOX.sub1/cur" -a -d "$ost/.Sent/cur" -a -d "$ost/.Junk/cur"
 check "OST: the Sync Issues items are counted as skipped" \
-  grep -q '"pst-internal-folder": 9' < <(python3 -c 'import json,sys; [print(json.dumps(m["skipped_by_reason"])) for m in json.load(sys.stdin)["mailboxes"] if m["mailbox"].startswith("aspnet-SampleOstFile")]' <<<"$report")
+  grep -q '"pst-internal-folder": 9' < <(python3 -c 'import json,sys; [print(json.dumps(m["skipped_by_reason"])) for m in json.load(sys.stdin)["mailboxes"] if m["mailbox"].startswith("aspnet-sampleostfile")]' <<<"$report")
 for f in Calendar Calendário Contatos Tarefas Diário Anotações; do
   check "iped (Portuguese): no folder .$f" test ! -e "$iped/.$f"
 done
 check "iped: its mail folders are there" test -d "$iped/.Caixa de Saída/cur" -a -d "$iped/.Sent/cur" -a -d "$iped/.Drafts/cur"
-rub=$J/out/rubymsg-attachAndInline-pst@example.com
+rub=$J/out/rubymsg-attachandinline-pst@example.com
 check "mail right under the PST root goes to the Inbox (TargetRootFolder /)" \
   test "$(find "$rub/cur" -type f | wc -l)" -eq 1
 check "no folder is named as the localized root" bash -c '! ls -a "$1" | grep -q "Outlook"' _ "$rub"

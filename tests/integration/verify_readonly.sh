@@ -19,7 +19,9 @@ command -v python3 >/dev/null || skip "python3 is not installed"
 # the job directory and the Maildir tree: path, type, size, mtime (ns)
 tree() { # tree DIR
   if [ -e "$1" ]; then
-    (cd "$1" && find . -printf '%p %y %s %T@\n' | LC_ALL=C sort)
+    # SQLite's -shm file is the WAL index every reader of the state writes
+    # its read mark into: not the target, and not content
+    (cd "$1" && find . ! -name '*.db-shm' -printf '%p %y %s %T@\n' | LC_ALL=C sort)
   else
     echo "(absent)"
   fi
