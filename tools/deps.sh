@@ -24,6 +24,7 @@ probe_pc inih libinih-dev
 probe_pc nettle nettle-dev
 probe_pc gnutls libgnutls28-dev
 probe_file /usr/include/csv.h libcsv-dev
+probe_pc ldap libldap-dev
 # for the tests: readpst (oracle), sqlite3 CLI, Dovecot, clang for fuzzing
 probe_cmd readpst pst-utils
 probe_cmd sqlite3 sqlite3
@@ -34,6 +35,7 @@ probe_cmd npm npm
 probe_cmd flock util-linux
 probe_cmd python3 python3
 probe_cmd openssl openssl
+probe_file /usr/sbin/slapd slapd
 # for the benchmark (ninja bench): mbsync, GNU time, bc
 probe_cmd mbsync isync
 probe_file /usr/bin/time time
