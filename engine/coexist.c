@@ -290,6 +290,13 @@ static void json_str(FILE *out, const char *s)
 	fputc('"', out);
 }
 
+/* One row, one line: a control character from the directory is shown as '?'. */
+static void put_plain(FILE *out, const char *s)
+{
+	for (; *s; s++)
+		fputc((unsigned char)*s < 0x20 || *s == 0x7F ? '?' : *s, out);
+}
+
 static void print_table(FILE *out, const struct row *rows, size_t n)
 {
 	size_t w = strlen("MAILBOX");
@@ -301,10 +308,13 @@ static void print_table(FILE *out, const struct row *rows, size_t n)
 	size_t bad = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct row *r = &rows[i];
-		fprintf(out, "%-6d %s%*s %s", r->u->line, r->u->mailbox,
-			(int)(w - width(r->u->mailbox)), "", r->nf ? "FAIL  " : "ok");
-		for (size_t k = 0; k < r->nf; k++)
-			fprintf(out, "%s%s: %s", k ? "; " : " ", r->f[k].rule, r->f[k].detail);
+		fprintf(out, "%-6d ", r->u->line);
+		put_plain(out, r->u->mailbox);
+		fprintf(out, "%*s %s", (int)(w - width(r->u->mailbox)), "", r->nf ? "FAIL  " : "ok");
+		for (size_t k = 0; k < r->nf; k++) {
+			fprintf(out, "%s%s: ", k ? "; " : " ", r->f[k].rule);
+			put_plain(out, r->f[k].detail);
+		}
 		fputc('\n', out);
 		bad += r->nf > 0;
 	}

@@ -37,6 +37,13 @@ Set-MailUser -Identity 'ana' -ExternalEmailAddress 'ana@domino.contoso.com'
 #   target-present: jørgen has no targetAddress (not mail-enabled)
 Enable-MailUser -Identity 'jørgen' -ExternalEmailAddress 'jorgen@domino.contoso.com' -PrimarySMTPAddress 'jorgen@contoso.com'
 Set-MailUser -Identity 'jørgen' -UseMapiRichTextFormat Never
+# line 17: darcy@contoso.com
+#   target-present: d’arcy has no targetAddress (not mail-enabled)
+Enable-MailUser -Identity 'd’’arcy' -ExternalEmailAddress 'darcy@domino.contoso.com' -PrimarySMTPAddress 'darcy@contoso.com'
+Set-MailUser -Identity 'd’’arcy' -UseMapiRichTextFormat Never
+# line 18: tabby@contoso.com
+#   target-present: tab?name has no targetAddress (not mail-enabled)
+#   a value holds a control character: do this one by hand
 # Exchange Online: mail to the on-premises domain without TNEF (no winmail.dat):
 New-RemoteDomain -Name 'contoso.com' -DomainName 'contoso.com'
 Set-RemoteDomain -Identity 'contoso.com' -TNEFEnabled $false
