@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "directory/directory.h"
+#include "directory/tenant.h"
 #include "engine/coexist.h"
 #include "engine/job.h"
 #include "engine/log.h"
@@ -31,6 +32,8 @@
 
 struct cx_conf {
 	const struct mf_conf_section *sec;
+	struct mf_tenant *tenant; /* a graph sink: the tenant's side too */
+	const char *manifest;     /* its path, for messages */
 	const char *primary, *routing, *directory;
 	char **verified;
 	size_t nverified;
@@ -538,6 +541,9 @@ static bool plain_domain(const char *s)
 static int load_conf(const struct mf_job *job, struct cx_conf *c, FILE *diag)
 {
 	memset(c, 0, sizeof(*c));
+	c->manifest = job->manifest_path;
+	if (mf_tenant_open(job, &c->tenant) < 0)
+		return MF_ENOMEM;
 	for (size_t i = 0; i < job->nsec; i++)
 		if (strcmp(job->sec[i].name, "coexistence") == 0)
 			c->sec = &job->sec[i];
@@ -563,7 +569,9 @@ static int load_conf(const struct mf_job *job, struct cx_conf *c, FILE *diag)
 	const char **dst[] = {&c->primary, &c->routing, NULL, &c->directory};
 	for (size_t i = 0; i < 4; i++) {
 		const struct mf_conf_kv *kv = mf_conf_find(s, required[i]);
-		if (!kv || !*kv->value) {
+		if ((!kv || !*kv->value) && i == 2 && c->tenant) {
+			/* taken from Graph /domains (tenant_domains) */
+		} else if (!kv || !*kv->value) {
 			fprintf(diag, "%s:%d: [coexistence] needs %s\n", s->file, s->line,
 				required[i]);
 			errors++;
@@ -611,8 +619,43 @@ static int load_conf(const struct mf_job *job, struct cx_conf *c, FILE *diag)
 	return errors ? MF_ECONFIG : 0;
 }
 
+/* With a graph sink and no verified_domains: the tenant's verified domains. */
+static int tenant_domains(struct cx_conf *c, FILE *diag)
+{
+	if (!c->tenant || c->nverified)
+		return 0;
+	struct mf_err err = {0};
+	int rc = mf_tenant_domains(c->tenant, &c->verified, &c->nverified, &err);
+	if (rc < 0)
+		fprintf(diag, "mailferry: %s\n", err.msg);
+	return rc;
+}
+
+/* The Exchange Online side of one row: the recipient and its mailbox. */
+static int check_tenant(const struct cx_conf *c, struct row *r, FILE *diag)
+{
+	if (!c->tenant)
+		return 0;
+	enum mf_recipient st;
+	struct mf_err err = {0};
+	int rc = mf_tenant_recipient(c->tenant, r->u->mailbox, &st, &err);
+	if (rc < 0) {
+		fprintf(diag, "%s:%d: %s: %s\n", c->manifest, r->u->line, r->u->mailbox, err.msg);
+		return rc;
+	}
+	if (st == MF_RECIPIENT_NONE)
+		return add(r, "recipient-exists", "Exchange Online has no recipient %s",
+			   r->u->mailbox);
+	if (st == MF_RECIPIENT_UNLICENSED)
+		return add(r, "mailbox-licensed",
+			   "%s has no Exchange Online mailbox yet (MailboxNotEnabledForRESTAPI: "
+			   "not licensed yet)", r->u->mailbox);
+	return 0;
+}
+
 static void free_conf(struct cx_conf *c)
 {
+	mf_tenant_close(c->tenant);
 	for (size_t i = 0; i < c->nverified; i++)
 		free(c->verified[i]);
 	free(c->verified);
@@ -698,7 +741,8 @@ int mf_coexist_main(int argc, char **argv)
 		fprintf(stderr, "mailferry: %s: nothing was checked\n", path);
 		goto out;
 	}
-	if (load_conf(&job, &c, stderr) < 0 || read_directory(&c, &d, stderr) < 0) {
+	if (load_conf(&job, &c, stderr) < 0 || tenant_domains(&c, stderr) < 0 ||
+	    read_directory(&c, &d, stderr) < 0) {
 		fprintf(stderr, "mailferry: %s: nothing was checked\n", path);
 		goto out;
 	}
@@ -709,6 +753,14 @@ int mf_coexist_main(int argc, char **argv)
 		rows[i].u = &job.units[i];
 		if (check_row(&c, &d, &rows[i]) < 0)
 			goto oom;
+		int trc = check_tenant(&c, &rows[i], stderr);
+		if (trc == MF_ENOMEM)
+			goto oom;
+		if (trc < 0) {
+			fprintf(stderr, "mailferry: %s: Graph could not tell; nothing reported\n",
+				path);
+			goto out;
+		}
 	}
 	if (check_people(rows, job.nunits) < 0)
 		goto oom;
