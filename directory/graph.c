@@ -8,6 +8,7 @@
 
 #include "directory/tenant.h"
 #include "engine/job.h"
+#include "engine/loop.h"
 #include "sinks/graph/graph.h"
 #include "sinks/http/http.h"
 #include "sinks/http/json.h"
@@ -26,6 +27,12 @@ int mf_tenant_open(const struct mf_job *job, struct mf_tenant **out)
 	if (!t)
 		return MF_ENOMEM;
 	t->cfg = job->snk_cfg;
+	/* the HTTP core sends its requests through the engine's loop; this
+	 * thread is then a worker, as the sinks' are */
+	if (mf_loop_start_thread() < 0) {
+		free(t);
+		return MF_ENOMEM;
+	}
 	mf_http_acquire();
 	*out = t;
 	return 0;
@@ -38,6 +45,7 @@ void mf_tenant_close(struct mf_tenant *t)
 	memset(t->token, 0, sizeof(t->token));
 	free(t);
 	mf_http_release();
+	mf_loop_stop_thread();
 }
 
 static int prepare(void *arg, struct mf_http_req *req, struct mf_err *err)
@@ -104,7 +112,7 @@ int mf_tenant_domains(struct mf_tenant *t, char ***names, size_t *n, struct mf_e
 	/* Graph pages /domains too: follow @odata.nextLink */
 	for (int page = 0; page < 100; page++) {
 		if ((rc = get(t, &req, url.data, NULL, err)) < 0) {
-			mf_err_prefix(err, "verified domains from Graph: ");
+			mf_err_prefix(err, "verified domains from Graph");
 			goto out;
 		}
 		const char *b = req.resp.data, *e = b + req.resp.len, *ve, *ee;
@@ -183,7 +191,14 @@ int mf_tenant_recipient(struct mf_tenant *t, const char *mailbox, enum mf_recipi
 		goto out;
 	if ((rc = get(t, &req, url.data, ok404, err)) < 0)
 		goto out;
-	if (req.status == 404 && strcmp(req.error_code, "MailboxNotEnabledForRESTAPI") != 0) {
+	/* Graph's error.code, from the body: a listed status is not a failure,
+	 * so the core left it unread */
+	char code[128] = "";
+	const char *b = req.resp.data ? req.resp.data : "", *ee;
+	const char *eo = mf_json_member(b, b + req.resp.len, "error", &ee);
+	if (eo && mf_json_get_str(eo, ee, "code", code, sizeof(code)) < 0)
+		code[0] = '\0';
+	if (req.status == 404 && strcmp(code, "MailboxNotEnabledForRESTAPI") != 0) {
 		/* the user was there a moment ago: say what Graph said */
 		rc = mf_http_fail(&req, MF_ENOTFOUND, err, "mailbox of the recipient");
 		goto out;

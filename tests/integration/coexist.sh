@@ -104,6 +104,51 @@ rc=0; mf "$J/badconf.ini" >/dev/null 2>"$J/bad.err" || rc=$?
 check_eq "a missing key and an unknown key: exit 2" "$rc" 2
 check "... both named" bash -c "grep -q 'needs primary_domain' '$J/bad.err' && grep -q \"unknown key 'colour'\" '$J/bad.err'"
 
+# --- a graph sink: verified domains from Graph /domains, recipients per row ------------
+GP=$(dovecot_free_port 4670)
+cat >"$J/tenant.json" <<'JSON'
+{"domains": [{"id": "contoso.com", "isVerified": true}, {"id": "fabrikam.com", "isVerified": false},
+             {"id": "domino.contoso.com", "isVerified": true}],
+ "users": {"terrya@contoso.com": "mailbox", "zoe@contoso.com": "mailbox", "olafur@contoso.com": "unlicensed",
+           "o'brien@contoso.com": "mailbox", "kim@contoso.com": "mailbox", "lee@contoso.com": "mailbox",
+           "nop@contoso.com": "mailbox", "max@contoso.com": "mailbox", "ana@contoso.com": "mailbox",
+           "shared@contoso.com": "mailbox", "amb@contoso.com": "mailbox", "pat@contoso.com": "mailbox",
+           "patricia@contoso.com": "mailbox", "jorgen@contoso.com": "mailbox", "darcy@contoso.com": "mailbox",
+           "tabby@contoso.com": "mailbox"}}
+JSON
+MF_GRAPH_DOUBLE_TENANT=$J/tenant.json python3 "$MF_SRC/tests/doubles/graph_double.py" --port "$GP" >"$J/double.log" 2>&1 &
+on_exit "kill $! 2>/dev/null"
+if ! wait_port "$GP" 100; then
+  bad "the Graph double did not start"
+else
+  export GRAPH_SECRET='s3cr3t-Value~1'
+  awk -v gp="$GP" '/^\[sink\]/ {print; print "type = graph"; print "graph_url = http://127.0.0.1:" gp;
+      print "login_url = http://127.0.0.1:" gp; print "tenant = contoso.onmicrosoft.com";
+      print "client_id = client-1"; print "client_secret_env = GRAPH_SECRET"; skip = 1; next}
+    /^\[/ {skip = 0} skip {next} /^verified_domains/ {next} {print}' "$D/job.ini" >"$J/graph.ini"
+  rc=0; mf "$J/graph.ini" >"$J/graph.txt" 2>"$J/graph.err" || rc=$?
+  check_eq "graph: exit 1" "$rc" 1
+  same "graph: findings with Graph's verified domains and recipients" "$J/graph.txt" "$E/findings-graph.txt"
+  [ -s "$J/graph.err" ] && cat "$J/graph.err"
+  for rule in recipient-exists mailbox-licensed; do
+    if grep -q " $rule: " "$E/findings-graph.txt"; then ok "the data breaks $rule"; else bad "the data never breaks $rule"; fi
+    MF_COEXIST_TEST_RULE_OFF=$rule mf "$J/graph.ini" >"$J/off.txt" 2>/dev/null || true
+    if cmp -s "$J/off.txt" "$E/findings-graph.txt"; then bad "with $rule switched off the findings are unchanged"
+    else ok "with $rule switched off the test fails"; fi
+  done
+  python3 - "$GP" >"$J/state.txt" <<'PY'
+import json, sys, urllib.request
+s = json.load(urllib.request.urlopen("http://127.0.0.1:%s/_state" % sys.argv[1]))
+paths = s.get("coexist_requests", [])
+print(s["creates"], len(s.get("mailboxes", {})), sum(p == "/v1.0/domains" for p in paths))
+PY
+  # three runs so far (one, and one per rule switched off), /domains one page each of 3
+  check_eq "graph: read-only (no creates, no mailbox touched), /domains read page by page" "$(cat "$J/state.txt")" "0 0 9"
+  GRAPH_SECRET=wrong mf "$J/graph.ini" >/dev/null 2>"$J/graph.err" && rc=0 || rc=$?
+  check_eq "graph: a refused client secret is exit 2" "$rc" 2
+  check "... and the secret is in no message" bash -c "! grep -q 's3cr3t\|wrong' '$J/graph.err'"
+fi
+
 # --- LDAP: a real slapd with the same users ----------------------------------------
 SLAPD=/usr/sbin/slapd
 if [ ! -x "$SLAPD" ] || [ ! -x /usr/sbin/slapadd ] || ! "$MF_BIN" --help >/dev/null; then
@@ -132,7 +177,7 @@ CONF
     bad "slapadd loads the users"; cat "$L/slapadd.log"
   else
     "$SLAPD" -f "$L/slapd.conf" -h "ldap://127.0.0.1:$port/" -s 0 >"$L/slapd.log" 2>&1
-    trap 'kill "$(cat "$L/slapd.pid" 2>/dev/null)" 2>/dev/null || true' EXIT
+    on_exit "kill \$(cat '$L/slapd.pid' 2>/dev/null) 2>/dev/null"
     for _ in $(seq 50); do [ -s "$L/slapd.pid" ] && break; sleep 0.1; done
     sleep 0.3
     ldap_job() { # ldap_job FILE [extra lines...]
@@ -157,7 +202,6 @@ CONF
     check "... saying StartTLS failed" grep -q 'StartTLS failed' "$J/ldap.err"
     kill "$(cat "$L/slapd.pid")" 2>/dev/null || true
     for _ in $(seq 50); do [ -e "$L/slapd.pid" ] || break; sleep 0.1; done
-    trap - EXIT
     rc=0; MF_TEST_LDAP_PW=coexist-test-secret mf "$J/ldap.ini" >/dev/null 2>"$J/ldap.err" || rc=$?
     check_eq "LDAP: a server that is down is exit 2" "$rc" 2
   fi
