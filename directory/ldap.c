@@ -75,6 +75,22 @@ out:
 	return rc;
 }
 
+/* libldap does not say when the TLS handshake was the problem */
+#define TLS_HINT                                                                               \
+	" (over TLS: is the server's certificate issued by a CA the system or ldap_ca_file "   \
+	"trusts, for this host name?)"
+
+/* libldap's own words on the last failure, or "". */
+static void diagnostic(LDAP *ld, char *out, size_t outsz)
+{
+	char *msg = NULL;
+	out[0] = '\0';
+	if (ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &msg) == LDAP_OPT_SUCCESS && msg &&
+	    *msg && strcmp(msg, "(unknown error code)") != 0)
+		snprintf(out, outsz, " (%s)", msg);
+	ldap_memfree(msg);
+}
+
 int mf_directory_read_ldap(const char *url, const struct mf_conf_section *s,
 			   struct mf_directory *d, FILE *diag)
 {
@@ -140,17 +156,26 @@ int mf_directory_read_ldap(const char *url, const struct mf_conf_section *s,
 	ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero);
 	rc = MF_ECONN;
 	if (starttls && (lrc = ldap_start_tls_s(ld, NULL, NULL)) != LDAP_SUCCESS) {
-		fprintf(diag, "%s:%d: [coexistence] directory %s: StartTLS failed: %s\n",
-			s->file, dline, server, ldap_err2string(lrc));
+		char why[512];
+		diagnostic(ld, why, sizeof(why));
+		if (!why[0] && (lrc == LDAP_SERVER_DOWN || lrc == LDAP_CONNECT_ERROR))
+			snprintf(why, sizeof(why), TLS_HINT);
+		fprintf(diag, "%s:%d: [coexistence] directory %s: StartTLS failed: %s%s\n",
+			s->file, dline, server, ldap_err2string(lrc), why);
 		goto out;
 	}
 	struct berval cred = {.bv_val = password, .bv_len = password ? strlen(password) : 0};
 	lrc = ldap_sasl_bind_s(ld, binddn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
 	if (lrc != LDAP_SUCCESS) {
 		/* the server's words, never the password */
-		fprintf(diag, "%s:%d: [coexistence] directory %s: bind as %s failed: %s\n",
+		char why[512];
+		diagnostic(ld, why, sizeof(why));
+		if (!why[0] && strcasecmp(lud->lud_scheme, "ldaps") == 0 &&
+		    (lrc == LDAP_SERVER_DOWN || lrc == LDAP_CONNECT_ERROR))
+			snprintf(why, sizeof(why), TLS_HINT);
+		fprintf(diag, "%s:%d: [coexistence] directory %s: bind as %s failed: %s%s\n",
 			s->file, conf_line(s, "bind_dn"), server, binddn ? binddn : "(anonymous)",
-			ldap_err2string(lrc));
+			ldap_err2string(lrc), why);
 		rc = lrc == LDAP_INVALID_CREDENTIALS ? MF_ECONFIG : MF_ECONN;
 		goto out;
 	}

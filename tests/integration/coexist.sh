@@ -172,11 +172,22 @@ rootdn "cn=admin,dc=contoso,dc=com"
 rootpw coexist-test-secret
 directory $L/db
 CONF
+  tls=no
+  if dovecot_make_cert "$L/pki"; then
+    tls=yes
+    printf 'TLSCACertificateFile %s\nTLSCertificateFile %s\nTLSCertificateKeyFile %s\n' \
+      "$L/pki/ca.pem" "$L/pki/server.pem" "$L/pki/server.key" >>"$L/slapd.conf"
+  else
+    echo "SKIP (LDAP TLS part): cannot make a test certificate with openssl"
+  fi
+  sport=$(dovecot_free_port $((port + 1)))
   python3 "$D/to_ldif.py" "$D/directory.csv" >"$L/users.ldif"
   if ! /usr/sbin/slapadd -q -f "$L/slapd.conf" -l "$L/users.ldif" >"$L/slapadd.log" 2>&1; then
     bad "slapadd loads the users"; cat "$L/slapadd.log"
   else
-    "$SLAPD" -f "$L/slapd.conf" -h "ldap://127.0.0.1:$port/" -s 0 >"$L/slapd.log" 2>&1
+    urls="ldap://127.0.0.1:$port/"
+    [ $tls = yes ] && urls="$urls ldaps://127.0.0.1:$sport/"
+    "$SLAPD" -f "$L/slapd.conf" -h "$urls" -s 0 >"$L/slapd.log" 2>&1
     on_exit "kill \$(cat '$L/slapd.pid' 2>/dev/null) 2>/dev/null"
     for _ in $(seq 50); do [ -s "$L/slapd.pid" ] && break; sleep 0.1; done
     sleep 0.3
@@ -196,10 +207,28 @@ CONF
     rc=0; MF_TEST_LDAP_PW=wrong-Pa55 mf "$J/ldap.ini" >/dev/null 2>"$J/ldap.err" || rc=$?
     check_eq "LDAP: a wrong password is exit 2" "$rc" 2
     check "... naming the bind, not the password" bash -c "grep -q 'bind as cn=admin,dc=contoso,dc=com failed' '$J/ldap.err' && ! grep -q 'wrong-Pa55' '$J/ldap.err'"
-    ldap_job "$J/ldap-tls.ini" "bind_dn = cn=admin,dc=contoso,dc=com" "bind_password_env = MF_TEST_LDAP_PW" "starttls = yes"
-    rc=0; MF_TEST_LDAP_PW=coexist-test-secret mf "$J/ldap-tls.ini" >/dev/null 2>"$J/ldap.err" || rc=$?
-    check_eq "LDAP: StartTLS refused by a server without TLS is exit 2, no plain-text fallback" "$rc" 2
-    check "... saying StartTLS failed" grep -q 'StartTLS failed' "$J/ldap.err"
+    if [ $tls = yes ]; then
+      ldap_job "$J/ldap-tls.ini" "bind_dn = cn=admin,dc=contoso,dc=com" "bind_password_env = MF_TEST_LDAP_PW" "starttls = yes"
+      rc=0; MF_TEST_LDAP_PW=coexist-test-secret mf "$J/ldap-tls.ini" >/dev/null 2>"$J/ldap.err" || rc=$?
+      check_eq "LDAP: StartTLS to a certificate from an unknown CA is exit 2, no plain-text fallback" "$rc" 2
+      check "... saying StartTLS failed" grep -q 'StartTLS failed' "$J/ldap.err"
+      cat "$J/ldap.err"
+      ldap_job "$J/ldap-tls.ini" "bind_dn = cn=admin,dc=contoso,dc=com" "bind_password_env = MF_TEST_LDAP_PW" "starttls = yes" "ldap_ca_file = $L/pki/ca.pem"
+      rc=0; MF_TEST_LDAP_PW=coexist-test-secret mf "$J/ldap-tls.ini" >"$J/ldap.txt" 2>"$J/ldap.err" || rc=$?
+      check_eq "LDAP StartTLS with the test CA: exit 1" "$rc" 1
+      same "LDAP StartTLS: the same findings" "$J/ldap.txt" "$E/findings.txt"
+      sed "s|^directory = .*|directory = ldaps://127.0.0.1:$sport/ou=users,dc=contoso,dc=com|" "$D/job.ini" >"$J/ldaps.ini"
+      printf '%s\n' "bind_dn = cn=admin,dc=contoso,dc=com" "bind_password_file = pw.txt" "ldap_ca_file = $L/pki/ca.pem" >>"$J/ldaps.ini"
+      printf 'coexist-test-secret\n' >"$J/pw.txt"; chmod 600 "$J/pw.txt"
+      rc=0; mf "$J/ldaps.ini" >"$J/ldap.txt" 2>"$J/ldap.err" || rc=$?
+      check_eq "LDAPS with the test CA and the password from a file: exit 1" "$rc" 1
+      same "LDAPS: the same findings" "$J/ldap.txt" "$E/findings.txt"
+      grep -v '^ldap_ca_file' "$J/ldaps.ini" >"$J/ldaps-noca.ini"
+      rc=0; mf "$J/ldaps-noca.ini" >/dev/null 2>"$J/ldap.err" || rc=$?
+      check_eq "LDAPS to a certificate from an unknown CA: exit 2" "$rc" 2
+      check "... pointing at the certificate" grep -qi 'certificate' "$J/ldap.err"
+      cat "$J/ldap.err"
+    fi
     kill "$(cat "$L/slapd.pid")" 2>/dev/null || true
     for _ in $(seq 50); do [ -e "$L/slapd.pid" ] || break; sleep 0.1; done
     rc=0; MF_TEST_LDAP_PW=coexist-test-secret mf "$J/ldap.ini" >/dev/null 2>"$J/ldap.err" || rc=$?
