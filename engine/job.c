@@ -779,9 +779,11 @@ int mf_job_load(const char *path, struct mf_job *job, FILE *diag)
 			errors += check_keys(s, job_keys, false, diag);
 		else if (strcmp(n, "folders") == 0)
 			errors += check_keys(s, folders_keys, false, diag);
-		else if (strcmp(n, "source") != 0 && strcmp(n, "sink") != 0) {
+		else if (strcmp(n, "source") != 0 && strcmp(n, "sink") != 0 &&
+			 strcmp(n, "coexistence") != 0) { /* coexist.c checks its keys */
 			fprintf(diag,
-				"%s:%d: unknown section [%s] (known: job, source, sink, folders)\n",
+				"%s:%d: unknown section [%s] (known: job, source, sink, folders, "
+				"coexistence)\n",
 				job->file, s->line, n);
 			errors++;
 		}

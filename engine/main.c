@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "coexist.h"
 #include "drivers.h"
 #include "job.h"
 #include "log.h"
@@ -30,6 +31,8 @@ static void usage(FILE *out)
 	      "                    that the next run stores them again (never deletes)\n"
 	      "  plan JOB.ini      pre-flight: log in to both sides of every row, list folders,\n"
 	      "                    counts and sizes, flag rows that will fail; writes nothing\n"
+	      "  coexist JOB.ini   check every row against the coexistence address rules\n"
+	      "                    ([coexistence]; --format, --emit-powershell FILE)\n"
 	      "\n"
 	      "options:\n"
 	      "  --users A,B       only these mailboxes (target addresses or source logins)\n"
@@ -93,6 +96,8 @@ int main(int argc, char **argv)
 	};
 	/* a peer closing a socket must give EPIPE to the writer, not kill us */
 	signal(SIGPIPE, SIG_IGN);
+	if (argc > 1 && strcmp(argv[1], "coexist") == 0)
+		return mf_coexist_main(argc - 1, argv + 1);
 	const char *users = NULL, *format = "csv";
 	unsigned long parallel = 0, shard_i = 0, shard_n = 0;
 	struct mf_run_opts ro = {.progress = isatty(STDERR_FILENO)};

@@ -24,6 +24,7 @@ probe_pc inih libinih-dev
 probe_pc nettle nettle-dev
 probe_pc gnutls libgnutls28-dev
 probe_file /usr/include/csv.h libcsv-dev
+probe_pc ldap libldap-dev
 # for the tests: readpst (oracle), sqlite3 CLI, Dovecot, clang for fuzzing
 probe_cmd readpst pst-utils
 probe_cmd sqlite3 sqlite3
@@ -37,6 +38,8 @@ probe_cmd openssl openssl
 # for tests/integration/report_html.sh: a real browser renders the HTML
 # report (the test skips without it)
 probe_cmd chromium chromium
+# for tests/integration/coexist.sh: a real LDAP server
+probe_file /usr/sbin/slapd slapd
 # for the benchmark (ninja bench): mbsync, GNU time, bc
 probe_cmd mbsync isync
 probe_file /usr/bin/time time

@@ -172,6 +172,8 @@ class H(BaseHTTPRequestHandler):
             return self.token(m.group(1), data)
         if path.startswith("/upload/") and method in ("PUT", "GET"):
             return self.upload(path[8:], q, data)
+        if coexist_route(self, method, path):  # the coexistence block below
+            return
         m = re.match(r"^/(v1\.0|beta)/users/([^/]+)(/.*)$", path)
         if not m:
             return self.err(404, "ResourceNotFound", "no such path " + path)
@@ -447,6 +449,53 @@ class H(BaseHTTPRequestHandler):
             if lost:
                 return self.err(504, "GatewayTimeout", "gateway timeout")
             return self.send(201, None, {"Location": "http://127.0.0.1/attachments/" + sid})
+
+
+# --- coexistence pre-flight (mailferry coexist; tests/integration/coexist.sh) ---
+# Only when MF_GRAPH_DOUBLE_TENANT names a JSON file
+#   {"domains": [{"id": "contoso.com", "isVerified": true}, ...],
+#    "users": {"ann@contoso.com": "mailbox", "bob@contoso.com": "unlicensed"}}
+#   GET /v1.0/domains                     {"value": domains}, one per page (@odata.nextLink)
+#   GET /v1.0/users/{m}                   {"id": m} when listed, else 404 Request_ResourceNotFound
+#   GET /v1.0/users/{m}/mailboxSettings   200 "mailbox"; 404 MailboxNotEnabledForRESTAPI
+#                                         "unlicensed"; 404 Request_ResourceNotFound unlisted
+# Without it nothing here answers and the double behaves as before.
+def coexist_route(h, method, path):
+    import os
+    f = os.environ.get("MF_GRAPH_DOUBLE_TENANT")
+    if not f or method != "GET":
+        return False
+    m = re.match(r"^/v1\.0/(domains|users/([^/]+)(/mailboxSettings)?)$", path)
+    if not m:
+        return False
+    with open(f, encoding="utf-8") as fh:
+        t = json.load(fh)
+    auth = h.headers.get("Authorization", "")
+    with LOCK:
+        exp = S["tokens"].get(auth[7:]) if auth.startswith("Bearer ") else None
+        S.setdefault("coexist_requests", []).append(path)
+    if exp is None or exp < time.time():
+        h.err(401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.")
+        return True
+    if m.group(1) == "domains":
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(h.path).query)
+        i = int(q.get("$skiptoken", ["0"])[0])
+        out = {"value": t["domains"][i:i + 1]}
+        if i + 1 < len(t["domains"]):
+            out["@odata.nextLink"] = "%s://127.0.0.1:%d/v1.0/domains?$skiptoken=%d" % (SCHEME, A.port, i + 1)
+        h.send(200, out)
+        return True
+    users = {k.lower(): v for k, v in t["users"].items()}
+    state = users.get(m.group(2).lower())
+    if state is None:
+        h.err(404, "Request_ResourceNotFound", "Resource '%s' does not exist" % m.group(2))
+    elif not m.group(3):
+        h.send(200, {"id": m.group(2)})
+    elif state == "unlicensed":
+        h.err(404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")
+    else:
+        h.send(200, {"timeZone": "UTC"})
+    return True
 
 
 def main():
