@@ -16,7 +16,7 @@ Set-MailUser -Identity 'o''brien' -UseMapiRichTextFormat Never
 #   primary-verified: nop has no primary SMTP address (no SMTP: in proxyAddresses, no mail)
 #   target-present: nop has no targetAddress (not mail-enabled)
 #   not mail-enabled here: fix the UPN and primary SMTP address first
-# line 9: MAX@contoso.com
+# line 9: max@contoso.com
 #   target-form: targetAddress max@contoso.com is not max@domino.contoso.com
 Set-MailUser -Identity 'max' -ExternalEmailAddress 'max@domino.contoso.com'
 # line 10: ana@contoso.com
@@ -31,7 +31,7 @@ Set-MailUser -Identity 'ana' -ExternalEmailAddress 'ana@domino.contoso.com'
 #   user-found: amb@contoso.com belongs to 2 directory users (amb1, amb2)
 # line 14: pat@contoso.com
 #   one-row-per-person: line 15 is the same person (pat)
-# line 15: Patricia@contoso.com
+# line 15: patricia@contoso.com
 #   one-row-per-person: line 14 is the same person (pat)
 # line 16: jorgen@contoso.com
 #   target-present: jørgen has no targetAddress (not mail-enabled)
