@@ -16,7 +16,9 @@
 #define G_MAX_MESSAGE ((size_t)150 << 20)
 /* Attachments at least this big go through an upload session. */
 #define G_SESSION_MIN ((size_t)3000000)
-#define G_CHUNK ((size_t)4 << 20)
+/* Upload chunks: "less than 4 MB" on either reading of MB, and a multiple
+ * of 320 KiB (12 x 327,680 = 3,932,160). */
+#define G_CHUNK ((size_t)12 * 327680)
 /* Outlook's per app+mailbox limits, the most the pacing keys accept. */
 #define G_MAX_CONCURRENCY 4
 #define G_MAX_REQUESTS_10MIN 10000
