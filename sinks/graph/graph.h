@@ -4,6 +4,8 @@
 #ifndef MF_SINK_GRAPH_H
 #define MF_SINK_GRAPH_H
 
+#include <pthread.h>
+
 #include "engine/normalize/mimeenc.h"
 #include "engine/sink.h"
 #include "sinks/http/http.h"
@@ -28,6 +30,17 @@
 
 enum { G_MODE_IMPORT = 0, G_MODE_JSON = 1 };
 
+/* Which path a job's messages take, decided once per job (the first store
+ * or check) and shared by every mailbox of the job: importMime needs the
+ * beta endpoint (global cloud only) and the Mail-Advanced.ReadWrite.All
+ * application role; without either, every message goes the JSON way. */
+struct g_path {
+	pthread_mutex_t mu;
+	int decided; /* 0 not yet; 1 decided */
+	int mode;    /* G_MODE_IMPORT or G_MODE_JSON */
+	char why[200];
+};
+
 struct g_cfg {
 	char *graph_url; /* without trailing '/' */
 	char *login_url;
@@ -41,6 +54,7 @@ struct g_cfg {
 	unsigned concurrency;
 	uint64_t requests_per_10min;
 	uint64_t upload_mb_per_5min;
+	struct g_path *path; /* shared, mutable: see struct g_path */
 };
 
 struct g_folder {
@@ -55,6 +69,7 @@ struct g_snk {
 	char *mbx_esc; /* URL-escaped */
 	struct mf_http_limit *limit;
 	struct g_folder *folders;
+	bool read_only; /* opened by open_read: folder() only finds */
 	char token[G_TOKEN_MAX]; /* secret: the token the last request used */
 };
 
@@ -118,7 +133,14 @@ int g_json_check_whole(struct g_snk *s, const struct mf_item *item, const char *
  * thread; errors only through o->err. (A candidate for mimeenc.h.) */
 void g_hdr_decode(const char *in, size_t len, struct mf_out *o);
 
-/* Does `item` go the JSON way (mode json, or too big for importMime)? */
+/* Does `item` go the JSON way (mode json, importMime unavailable to the
+ * job, a draft, or too big for importMime)? */
 bool g_goes_json(const struct g_snk *s, const struct mf_item *item);
+
+/* The job's path (struct g_path), deciding it on the first call: mode =
+ * json, a national-cloud graph_url (no importMime there) or a token
+ * without Mail-Advanced.ReadWrite.All make it JSON. Its reason in *why
+ * (borrowed from the config). G_MODE_* or a negative code. */
+int g_job_path(struct g_snk *s, const char **why, struct mf_err *err);
 
 #endif

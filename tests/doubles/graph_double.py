@@ -55,7 +55,7 @@ values from graph_schema.json, extracted from msgraph-metadata's CSDL):
   sentDateTime is S seconds off the Date header (Exchange reading it its own
   way). --max-message-mb M: messages (with attachments) over M MB -> 413
   ErrorMessageSizeExceeded. --count-until-written: a request stays in flight
-  until its answer is written.
+  until its answer is written. --no-such-mailbox M: /users/M/... -> 404.
 """
 import argparse, base64, datetime, email.header, email.utils, hashlib, json, os, re, threading, time, urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -346,6 +346,8 @@ class H(BaseHTTPRequestHandler):
             if want and data and ctype != want:
                 return self.err(415, "UnsupportedMediaType", "Content-Type %r is not supported here; %s is "
                                 "expected." % (ctype, want))
+            if mbx in A.no_such_mailbox:
+                return self.err(404, "ErrorInvalidUser", "The requested user '%s' is invalid." % mbx)
             with LOCK:
                 faulty = op_fault(method)
             if faulty:
@@ -700,6 +702,7 @@ def main():
     p.add_argument("--sent-skew", type=int, default=0)
     p.add_argument("--max-message-mb", type=int, default=150)
     p.add_argument("--count-until-written", action="store_true")
+    p.add_argument("--no-such-mailbox", action="append", default=[], help="this mailbox does not exist")
     p.add_argument("--verbose", action="store_true")
     A = p.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", A.port), H)

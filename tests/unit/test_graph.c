@@ -18,7 +18,8 @@ extern const struct mf_sink_ops mf_sink_graph;
 
 struct state {
 	long r401, r429, r503, r504, issued, peak;
-	int n, nhead;
+	int n, nhead, nfolder;
+	long r400, r403, r415, r509, ra_ignored;
 	char line[64][512];
 	char head[16][512]; /* "msgid\tsubject\tfrom\tto" of JSON-made messages */
 };
@@ -42,8 +43,15 @@ static void graph_state(const char *mbx, struct state *st)
 			if (!strcmp(name, "r504")) st->r504 = v;
 			if (!strcmp(name, "issued")) st->issued = v;
 			if (!strcmp(name, "peak")) st->peak = v;
+			if (!strcmp(name, "r400")) st->r400 = v;
+			if (!strcmp(name, "r403")) st->r403 = v;
+			if (!strcmp(name, "r415")) st->r415 = v;
+			if (!strcmp(name, "r509")) st->r509 = v;
+			if (!strcmp(name, "ra_ignored")) st->ra_ignored = v;
 		} else if (!strncmp(buf, "msg\t", 4) && st->n < 64) {
 			snprintf(st->line[st->n++], 512, "%s", buf + 4);
+		} else if (!strncmp(buf, "folder\t", 7)) {
+			st->nfolder++;
 		} else if (!strncmp(buf, "head\t", 5) && st->nhead < 16) {
 			snprintf(st->head[st->nhead++], 512, "%s", buf + 5);
 		}
@@ -757,6 +765,184 @@ TEST(shared_message_id)
 	mf_sink_graph.free_config(cfg);
 }
 
+/* importMime needs Mail-Advanced.ReadWrite.All and the global service's
+ * beta endpoint: an app without the role (403) and a national cloud (no
+ * importMime: 400) still migrate, by the JSON path, decided once per job;
+ * check() (plan) says which path and why. */
+/* check() and open_read, failing the test (not crashing it) on a sink
+ * without them */
+static int do_check(void *cfg, const struct mf_unit *u, struct mf_err *err)
+{
+	CHECK(mf_sink_graph.check != NULL);
+	return mf_sink_graph.check ? mf_sink_graph.check(cfg, u, err) : MF_EINTERNAL;
+}
+
+static int do_open_read(void *cfg, const struct mf_unit *u, void **snk, struct mf_err *err)
+{
+	CHECK(mf_sink_graph.open_read != NULL);
+	return mf_sink_graph.open_read ? mf_sink_graph.open_read(cfg, u, snk, err) : MF_EINTERNAL;
+}
+
+static void store_some(void *cfg, const char *mbx, const char *folder, int n, int *fails)
+{
+	void *snk = NULL, *fh = NULL;
+	struct mf_err err = {0};
+	struct mf_unit unit = {.id = "gp", .mailbox = (char *)mbx};
+	struct mf_path p;
+	path_of(&p, folder, NULL, NULL);
+	if (mf_sink_graph.open(cfg, &unit, &snk, &err) < 0 ||
+	    mf_sink_graph.folder(snk, &p, MF_ROLE_NONE, &fh, &err) < 0) {
+		fprintf(stderr, "open/folder: %s\n", err.msg);
+		++*fails;
+	}
+	for (int i = 0; fh && i < n; i++) {
+		char subj[32], mid[64], id[MF_SINK_ID_MAX];
+		snprintf(subj, sizeof(subj), "p%d", i);
+		snprintf(mid, sizeof(mid), "<p%d-%s@x>", i, folder);
+		size_t l;
+		unsigned char *m = test_message(900, subj, mid, &l);
+		struct test_item it;
+		test_item_init(&it, m, l, 0, mid, MF_FLAG_SEEN);
+		if (mf_sink_graph.store(snk, fh, &it.it, id, &err) < 0) {
+			fprintf(stderr, "store %s %d: %s\n", folder, i, err.msg);
+			++*fails;
+		} else if (mf_sink_graph.probe(snk, fh, &it.it, id, &err) != 1) {
+			fprintf(stderr, "probe %s %d: not found\n", folder, i);
+			++*fails;
+		}
+		free(m);
+	}
+	if (snk)
+		mf_sink_graph.close(snk);
+	mf_path_free(&p);
+}
+
+TEST(import_path_fallback)
+{
+	restart_double("--no-advanced-role");
+	void *cfg = open_cfg("import-mime");
+	struct mf_err err = {0};
+	struct mf_unit unit = {.id = "gp", .mailbox = "kim@contoso.com"};
+	CHECK_INT(do_check(cfg, &unit, &err), 0);
+	CHECK(strstr(err.msg, "path JSON") != NULL);
+	CHECK(strstr(err.msg, "Mail-Advanced.ReadWrite.All") != NULL);
+	fprintf(stderr, "plan note: %s\n", err.msg);
+	int fails = 0;
+	store_some(cfg, "kim@contoso.com", "NoRole", 3, &fails);
+	CHECK_INT(fails, 0);
+	struct state st;
+	graph_state("kim@contoso.com", &st);
+	CHECK_INT(count(&st, "NoRole\t<p"), 3);
+	CHECK_INT(count(&st, "NoRole\t<p0-NoRole@x>\t0\t1\tnotFlagged\tjson"), 1);
+	mf_sink_graph.free_config(cfg);
+
+	/* the role is there (the token says so) but the endpoint has no
+	 * importMime: the first answer switches the job to JSON */
+	restart_double("--sovereign");
+	cfg = open_cfg("import-mime");
+	fails = 0;
+	store_some(cfg, "kim@contoso.com", "Sovereign", 3, &fails);
+	CHECK_INT(fails, 0);
+	graph_state("kim@contoso.com", &st);
+	CHECK_INT(count(&st, "Sovereign\t<p"), 3);
+	CHECK_INT(count(&st, "Sovereign\t<p2-Sovereign@x>\t0\t1\tnotFlagged\tjson"), 1);
+	CHECK(st.r400 == 1); /* importMime tried once only */
+	err = (struct mf_err){0};
+	CHECK_INT(do_check(cfg, &unit, &err), 0);
+	CHECK(strstr(err.msg, "path JSON") != NULL && strstr(err.msg, "importMime answered 400") != NULL);
+	mf_sink_graph.free_config(cfg);
+
+	/* with the role and importMime, plan says so */
+	restart_double("");
+	cfg = open_cfg("import-mime");
+	err = (struct mf_err){0};
+	CHECK_INT(do_check(cfg, &unit, &err), 0);
+	CHECK(strstr(err.msg, "path importMime") != NULL);
+	CHECK(strstr(err.msg, "inbox=Inbox") != NULL && strstr(err.msg, "sentitems=Sent Items") != NULL);
+	mf_sink_graph.free_config(cfg);
+}
+
+/* Role folders by well-known name, their children under them, in a
+ * German mailbox: Sent/2019, INBOX/Projekte and Trash/old land under
+ * Gesendete Elemente, Posteingang and Geloeschte Elemente; open_read finds
+ * them and makes nothing. */
+TEST(role_folders_localized)
+{
+	restart_double("--locale de");
+	void *cfg = open_cfg("import-mime"), *snk = NULL;
+	struct mf_err err = {0};
+	struct mf_unit unit = {.id = "gl", .mailbox = "lena@contoso.com"};
+	CHECK_INT(do_check(cfg, &unit, &err), 0);
+	CHECK(strstr(err.msg, "inbox=Posteingang") != NULL);
+	CHECK_INT(mf_sink_graph.open(cfg, &unit, &snk, &err), 0);
+	static const char *const paths[][2] = {
+		{"Sent", "2019"}, {"INBOX", "Projekte"}, {"Trash", "old"}, {"INBOX", NULL}, {"Sent", NULL},
+	};
+	static const enum mf_role roles[] = {MF_ROLE_NONE, MF_ROLE_NONE, MF_ROLE_NONE, MF_ROLE_INBOX,
+					      MF_ROLE_SENT};
+	for (int i = 0; i < 5; i++) {
+		struct mf_path p;
+		void *fh = NULL;
+		path_of(&p, paths[i][0], paths[i][1], NULL);
+		int rc = mf_sink_graph.folder(snk, &p, roles[i], &fh, &err);
+		CHECK_INT(rc, 0);
+		if (rc < 0)
+			fprintf(stderr, "folder %s: %s\n", paths[i][0], err.msg);
+		char mid[64], id[MF_SINK_ID_MAX];
+		snprintf(mid, sizeof(mid), "<loc%d@x>", i);
+		size_t l;
+		unsigned char *m = test_message(700, "loc", mid, &l);
+		struct test_item it;
+		test_item_init(&it, m, l, 0, mid, 0);
+		if (fh)
+			CHECK_INT(mf_sink_graph.store(snk, fh, &it.it, id, &err), 0);
+		free(m);
+		mf_path_free(&p);
+	}
+	mf_sink_graph.close(snk);
+	struct state st;
+	graph_state("lena@contoso.com", &st);
+	CHECK_INT(count(&st, "Gesendete Elemente/2019\t<loc0@x>"), 1);
+	CHECK_INT(count(&st, "Posteingang/Projekte\t<loc1@x>"), 1);
+	CHECK_INT(count(&st, "Gel\xC3\xB6schte Elemente/old\t<loc2@x>"), 1);
+	CHECK_INT(count(&st, "Posteingang\t<loc3@x>"), 1);
+	CHECK_INT(count(&st, "Gesendete Elemente\t<loc4@x>"), 1);
+	CHECK_INT(st.nfolder, 9); /* 6 well-known + 3 children: no new top level */
+
+	/* open_read: finds, never makes */
+	void *ro = NULL, *fh = NULL;
+	CHECK_INT(do_open_read(cfg, &unit, &ro, &err), 0);
+	if (!ro) {
+		mf_sink_graph.free_config(cfg);
+		return;
+	}
+	struct mf_path p, miss;
+	path_of(&p, "Trash", "old", NULL);
+	path_of(&miss, "Trash", "missing", NULL);
+	CHECK_INT(mf_sink_graph.folder(ro, &p, MF_ROLE_NONE, &fh, &err), 0);
+	size_t l;
+	unsigned char *m = test_message(700, "loc", "<loc2@x>", &l);
+	struct test_item it;
+	test_item_init(&it, m, l, 0, "<loc2@x>", 0);
+	char id[MF_SINK_ID_MAX];
+	if (fh)
+		CHECK_INT(mf_sink_graph.probe(ro, fh, &it.it, id, &err), 1);
+	CHECK_INT(mf_sink_graph.folder(ro, &miss, MF_ROLE_NONE, &fh, &err), MF_ENOTFOUND);
+	path_of(&miss, "Nowhere", NULL, NULL);
+	CHECK_INT(mf_sink_graph.folder(ro, &miss, MF_ROLE_NONE, &fh, &err), MF_ENOTFOUND);
+	mf_sink_graph.close(ro);
+	graph_state("lena@contoso.com", &st);
+	CHECK_INT(st.nfolder, 9);
+	/* no such mailbox */
+	struct mf_unit nobody = {.id = "gn", .mailbox = "nobody@contoso.com"};
+	restart_double("--locale de --no-such-mailbox nobody@contoso.com");
+	CHECK_INT(do_open_read(cfg, &nobody, &ro, &err), MF_ENOTFOUND);
+	free(m);
+	mf_path_free(&p);
+	mf_path_free(&miss);
+	mf_sink_graph.free_config(cfg);
+}
+
 int main(void)
 {
 	setenv("GRAPH_ARGS", "--latency 30", 1);
@@ -776,6 +962,8 @@ int main(void)
 	RUN(faults_exactly_once);
 	RUN(json_attachments_exactly_once);
 	RUN(no_retry_after);
+	RUN(import_path_fallback);
+	RUN(role_folders_localized);
 	mf_loop_stop_thread();
 	cloud_stop();
 	return test_done();
