@@ -16,7 +16,10 @@
 #define G_MAX_REQUEST ((size_t)4 << 20)
 /* Bigger messages are skipped (attachment upload sessions stop at 150 MB). */
 #define G_MAX_MESSAGE ((size_t)150 << 20)
-/* Attachments at least this big go through an upload session. */
+/* Attachments at least this big go through an upload session ("under 3 MB"
+ * is a single POST; less than 3,000,000 is under 3 MB on both readings). A
+ * service that reads 3 MiB refuses smaller sessions: those are POSTed after
+ * all. */
 #define G_SESSION_MIN ((size_t)3000000)
 /* Upload chunks: "less than 4 MB" on either reading of MB, and a multiple
  * of 320 KiB (12 x 327,680 = 3,932,160). */

@@ -434,10 +434,13 @@ static int add_attachment(struct g_snk *s, const char *msg_id, size_t index, con
 	struct mf_http_req req = {0};
 	int rc = MF_ENOMEM;
 	struct mf_buf base = {0};
+	bool inline_post = len < G_SESSION_MIN;
 	if (mf_buf_printf(&base, "%s/v1.0/users/%s/messages/", s->cfg->graph_url, s->mbx_esc) < 0 ||
 	    mf_http_escape(&base, msg_id, strlen(msg_id), false) < 0)
 		goto nomem;
-	if (len < G_SESSION_MIN) {
+again:
+	if (inline_post) {
+		u.len = b.len = 0;
 		if (mf_buf_printf(&u, "%s/attachments", base.data) < 0 ||
 		    mf_buf_addstr(&b, "{\"@odata.type\":\"#microsoft.graph.fileAttachment\",\"name\":") < 0 ||
 		    quote_text(&b, (const unsigned char *)name, strlen(name)) < 0 ||
@@ -451,7 +454,8 @@ static int add_attachment(struct g_snk *s, const char *msg_id, size_t index, con
 		rc = g_request(s, &req, "POST", u.data, "application/json", &cr, NULL, err);
 		goto out;
 	}
-	/* upload session */
+	/* upload session ("between 3 MB and 150 MB") */
+	static const long small[] = {400, 0};
 	if (mf_buf_printf(&u, "%s/attachments/createUploadSession", base.data) < 0 ||
 	    mf_buf_addstr(&b, "{\"AttachmentItem\":{\"attachmentType\":\"file\",\"name\":") < 0 ||
 	    quote_text(&b, (const unsigned char *)name, strlen(name)) < 0 ||
@@ -460,9 +464,28 @@ static int add_attachment(struct g_snk *s, const char *msg_id, size_t index, con
 		goto nomem;
 	req.body = b.data;
 	req.body_len = b.len;
-	rc = g_request(s, &req, "POST", u.data, "application/json", NULL, NULL, err);
+	rc = g_request(s, &req, "POST", u.data, "application/json", NULL, small, err);
 	if (rc < 0)
 		goto out;
+	if (req.status == 400) {
+		char code[128] = "";
+		const char *js = req.resp.data, *je = js + req.resp.len, *ee;
+		const char *e = js ? mf_json_member(js, je, "error", &ee) : NULL;
+		if (e)
+			mf_json_get_str(e, ee, "code", code, sizeof(code));
+		/* "3 MB" read as 3 MiB by the service: under that, a single POST
+		 * (it fits the 4 MB request as base64 up to about 3,145,600 bytes) */
+		if (strcmp(code, "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize") == 0) {
+			mf_log(MF_LOG_INFO, "event=graph_attachment_inline mailbox=%s size=%zu reason=%s",
+			       s->mailbox, len, code);
+			mf_http_req_free(&req);
+			req = (struct mf_http_req){0};
+			inline_post = true;
+			goto again;
+		}
+		rc = mf_http_fail(&req, MF_EMSG, err, "create upload session");
+		goto out;
+	}
 	char upload[4096];
 	if (mf_json_get_str(req.resp.data, req.resp.data + req.resp.len, "uploadUrl", upload, sizeof(upload)) < 0) {
 		rc = mf_http_fail(&req, MF_EPROTO, err, "upload session: no uploadUrl");

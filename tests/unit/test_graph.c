@@ -18,7 +18,8 @@ extern const struct mf_sink_ops mf_sink_graph;
 
 struct state {
 	long r401, r429, r503, r504, issued, peak;
-	int n, nhead, nfolder;
+	int n, nhead, nfolder, natt;
+	char att[32][256]; /* "msgid\tname\tisInline\tcontentId\tsize" */
 	long r400, r403, r415, r509, ra_ignored;
 	char line[64][512];
 	char head[16][512]; /* "msgid\tsubject\tfrom\tto" of JSON-made messages */
@@ -50,6 +51,8 @@ static void graph_state(const char *mbx, struct state *st)
 			if (!strcmp(name, "ra_ignored")) st->ra_ignored = v;
 		} else if (!strncmp(buf, "msg\t", 4) && st->n < 64) {
 			snprintf(st->line[st->n++], 512, "%s", buf + 4);
+		} else if (!strncmp(buf, "att\t", 4) && st->natt < 32) {
+			snprintf(st->att[st->natt++], 256, "%s", buf + 4);
 		} else if (!strncmp(buf, "folder\t", 7)) {
 			st->nfolder++;
 		} else if (!strncmp(buf, "head\t", 5) && st->nhead < 16) {
@@ -66,6 +69,14 @@ static int count(const struct state *st, const char *prefix)
 	int c = 0;
 	for (int i = 0; i < st->n; i++)
 		c += strncmp(st->line[i], prefix, strlen(prefix)) == 0;
+	return c;
+}
+
+static int count_att(const struct state *st, const char *line)
+{
+	int c = 0;
+	for (int i = 0; i < st->natt; i++)
+		c += strcmp(st->att[i], line) == 0;
 	return c;
 }
 
@@ -943,6 +954,48 @@ TEST(role_folders_localized)
 	mf_sink_graph.free_config(cfg);
 }
 
+/* Attachment sizes at the edges of "under 3 MB" (a POST) and "between 3 MB
+ * and 150 MB" (an upload session, chunks < 4 MB in multiples of 320 KiB),
+ * on both readings of MB: each arrives whole, once. */
+TEST(attachment_edges)
+{
+	static const size_t sizes[] = {2999999, 3000000, 3145728, 3145729};
+	static const char *const modes[] = {"--mb binary", "--mb decimal"};
+	for (int m = 0; m < 2; m++) {
+		restart_double(modes[m]);
+		void *cfg = open_cfg("json"), *snk = NULL, *fh = NULL;
+		struct mf_err err = {0};
+		struct mf_unit unit = {.id = "ge", .mailbox = "mia@contoso.com"};
+		CHECK_INT(mf_sink_graph.open(cfg, &unit, &snk, &err), 0);
+		struct mf_path p;
+		path_of(&p, "Edges", NULL, NULL);
+		CHECK_INT(mf_sink_graph.folder(snk, &p, MF_ROLE_NONE, &fh, &err), 0);
+		for (int i = 0; fh && i < 4; i++) {
+			struct mf_buf b = {0};
+			char mid[64], id[MF_SINK_ID_MAX];
+			snprintf(mid, sizeof(mid), "<edge%zu@x>", sizes[i]);
+			multipart(&b, mid, 0, sizes[i]);
+			struct test_item it;
+			test_item_init(&it, b.data, b.len, 0, mid, 0);
+			int rc = mf_sink_graph.store(snk, fh, &it.it, id, &err);
+			CHECK_INT(rc, 0);
+			if (rc < 0)
+				fprintf(stderr, "%s, %zu bytes: %s\n", modes[m], sizes[i], err.msg);
+			mf_buf_free(&b);
+		}
+		mf_sink_graph.close(snk);
+		struct state st;
+		graph_state("mia@contoso.com", &st);
+		for (int i = 0; i < 4; i++) {
+			char want[128];
+			snprintf(want, sizeof(want), "<edge%zu@x>\tbig.bin\t0\t-\t%zu", sizes[i], sizes[i]);
+			CHECK_INT(count_att(&st, want), 1);
+		}
+		mf_path_free(&p);
+		mf_sink_graph.free_config(cfg);
+	}
+}
+
 int main(void)
 {
 	setenv("GRAPH_ARGS", "--latency 30", 1);
@@ -964,6 +1017,7 @@ int main(void)
 	RUN(no_retry_after);
 	RUN(import_path_fallback);
 	RUN(role_folders_localized);
+	RUN(attachment_edges);
 	mf_loop_stop_thread();
 	cloud_stop();
 	return test_done();
