@@ -279,6 +279,45 @@ static void item_sent(const struct mf_item *item, char out[24])
 			 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+/* Copy text with white space runs made one space and trimmed (subjects
+ * compared as Exchange shows them: unfolded). */
+static void squeeze(const char *in, size_t n, char *out, size_t outsz)
+{
+	size_t w = 0;
+	bool sp = false;
+	for (size_t i = 0; i < n && w + 1 < outsz; i++) {
+		char c = in[i];
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			sp = w > 0;
+			continue;
+		}
+		if (sp && w + 2 < outsz)
+			out[w++] = ' ';
+		sp = false;
+		out[w++] = c;
+	}
+	out[w] = '\0';
+}
+
+/* The item's Subject as Graph shows it (encoded words decoded, unfolded),
+ * into out ("" when none). */
+static void item_subject(const struct mf_item *item, char *out, size_t outsz)
+{
+	const unsigned char *p = item->data;
+	size_t scan = item->len < 262144 ? item->len : 262144, hlen = scan, fs, fe, vs, ve;
+	const unsigned char *end = memmem(p, scan, "\r\n\r\n", 4);
+	out[0] = '\0';
+	if (end)
+		hlen = (size_t)(end - p) + 2;
+	if (!mf_mime_field(p, hlen, "Subject", &fs, &fe, &vs, &ve))
+		return;
+	struct mf_out o = {0};
+	g_hdr_decode((const char *)p + vs, ve - vs, &o);
+	if (!o.err && o.b.data)
+		squeeze(o.b.data, o.b.len, out, outsz);
+	mf_out_free(&o);
+}
+
 int g_lookup(struct g_snk *s, const char *fid, const struct mf_item *item, char id[G_ID_MAX],
 	     struct mf_err *err)
 {
@@ -297,7 +336,7 @@ int g_lookup(struct g_snk *s, const char *fid, const struct mf_item *item, char 
 		goto out;
 	if (user_url(s, &u, "v1.0", "/mailFolders/") < 0 ||
 	    mf_http_escape(&u, fid, strlen(fid), false) < 0 ||
-	    mf_buf_addstr(&u, "/messages?$select=id,sentDateTime&$top=100&$filter=") < 0 ||
+	    mf_buf_addstr(&u, "/messages?$select=id,sentDateTime,subject&$top=100&$filter=") < 0 ||
 	    mf_http_escape(&u, f.data, f.len, false) < 0)
 		goto out;
 	rc = g_request(s, &req, "GET", u.data, NULL, NULL, NULL, err);
@@ -308,21 +347,38 @@ int g_lookup(struct g_snk *s, const char *fid, const struct mf_item *item, char 
 	const char *js = req.resp.data, *je = js + req.resp.len, *ve, *ee;
 	const char *v = mf_json_member(js, je, "value", &ve);
 	rc = 0;
-	unsigned n = 0;
-	/* one Message-ID may name different messages (broken mailers, edited
-	 * copies): only those sent at the item's Date count as this one */
-	char want[24], sent[64];
+	/* One Message-ID may name different messages (broken mailers, edited
+	 * copies): the hits sent at the item's Date are this one's copies.
+	 * When none is, Exchange may have read the Date its own way: the hits
+	 * with the item's subject are. Only when neither tells is it not
+	 * there (the date chooses among hits; it does not hide the only one). */
+	char want[24], sent[64], subj[1024], got[1024], raw[1024];
 	item_sent(item, want);
-	for (const char *e = v ? mf_json_array_first(v, ve, &ee) : NULL; e;
-	     e = mf_json_array_next(ee, ve, &ee)) {
-		if (want[0] && mf_json_get_str(e, ee, "sentDateTime", sent, sizeof(sent)) == 0 &&
-		    strncmp(sent, want, 19) != 0)
-			continue;
-		if (n++ == item->dup) {
-			if (mf_json_get_str(e, ee, "id", id, G_ID_MAX) == 0)
-				rc = 1;
-			break;
+	item_subject(item, subj, sizeof(subj));
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		unsigned n = 0;
+		for (const char *e = v ? mf_json_array_first(v, ve, &ee) : NULL; e;
+		     e = mf_json_array_next(ee, ve, &ee)) {
+			bool date_ok = !want[0] ||
+				       mf_json_get_str(e, ee, "sentDateTime", sent, sizeof(sent)) < 0 ||
+				       strncmp(sent, want, 19) == 0;
+			if (pass == 0 && !date_ok)
+				continue;
+			if (pass == 1) {
+				if (mf_json_get_str(e, ee, "subject", raw, sizeof(raw)) < 0)
+					raw[0] = '\0';
+				squeeze(raw, strlen(raw), got, sizeof(got));
+				if (strcmp(got, subj) != 0)
+					continue;
+			}
+			if (n++ == item->dup) {
+				if (mf_json_get_str(e, ee, "id", id, G_ID_MAX) == 0)
+					rc = 1;
+				break;
+			}
 		}
+		if (pass == 0 && n > 0)
+			break; /* dated copies exist: the (dup+1)-th is not there */
 	}
 out:
 	mf_buf_free(&u);

@@ -534,7 +534,12 @@ class H(BaseHTTPRequestHandler):
             if not fm:
                 return self.err(400, "BadRequest", "unsupported filter")
             want = fm.group(1).replace("''", "'")
-            vals = [{"id": x["id"], "sentDateTime": x.get("sentDateTime")}
+            sel = [f for f in q.get("$select", ["id"])[0].split(",") if f]
+            for f in sel:
+                if f not in SCHEMA["types"]["message"]:
+                    return self.err(400, "RequestBroker--ParseUri", "Could not find a property named '%s' on "
+                                    "type 'microsoft.graph.message'." % f)
+            vals = [dict({k: x.get(k) for k in sel}, id=x["id"])
                     for x in sorted(mb["messages"].values(), key=lambda x: x["id"])
                     if x["parentFolderId"] == fid and x["internetMessageId"] == want]
             return self.send(200, {"value": vals})

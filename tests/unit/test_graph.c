@@ -996,6 +996,37 @@ TEST(attachment_edges)
 	}
 }
 
+/* Exchange's sentDateTime need not be the Date header as we read it: the
+ * probe must still find the message it made (else every rerun and every
+ * ambiguous retry imports it again). importMime only: the JSON path sets
+ * sentDateTime itself. */
+TEST(probe_date_skew)
+{
+	restart_double("--sent-skew 3600");
+	static const char *const modes[] = {"import-mime"};
+	for (int m = 0; m < 1; m++) {
+		void *cfg = open_cfg(modes[m]), *snk = NULL, *fh = NULL;
+		struct mf_err err = {0};
+		struct mf_unit unit = {.id = "gs", .mailbox = "nina@contoso.com"};
+		CHECK_INT(mf_sink_graph.open(cfg, &unit, &snk, &err), 0);
+		struct mf_path p;
+		path_of(&p, modes[m], NULL, NULL);
+		CHECK_INT(mf_sink_graph.folder(snk, &p, MF_ROLE_NONE, &fh, &err), 0);
+		const char *msg = "From: a@example.com\r\nTo: b@example.com\r\n"
+				  "Subject: =?UTF-8?Q?skewed_caf=C3=A9?=\r\n"
+				  "Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <skew@x>\r\n\r\nbody\r\n";
+		struct test_item it;
+		test_item_init(&it, msg, strlen(msg), 0, "<skew@x>", 0);
+		char id[MF_SINK_ID_MAX], got[MF_SINK_ID_MAX] = "";
+		CHECK_INT(mf_sink_graph.store(snk, fh, &it.it, id, &err), 0);
+		CHECK_INT(mf_sink_graph.probe(snk, fh, &it.it, got, &err), 1);
+		CHECK_STR(got, id);
+		mf_sink_graph.close(snk);
+		mf_path_free(&p);
+		mf_sink_graph.free_config(cfg);
+	}
+}
+
 int main(void)
 {
 	setenv("GRAPH_ARGS", "--latency 30", 1);
@@ -1018,6 +1049,7 @@ int main(void)
 	RUN(import_path_fallback);
 	RUN(role_folders_localized);
 	RUN(attachment_edges);
+	RUN(probe_date_skew);
 	mf_loop_stop_thread();
 	cloud_stop();
 	return test_done();
