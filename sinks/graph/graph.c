@@ -847,8 +847,10 @@ out:
 
 bool g_goes_json(const struct g_snk *s, const struct mf_item *item)
 {
+	/* importMime makes every message a non-draft: drafts go the JSON way,
+	 * which keeps them drafts */
 	return s->cfg->mode == G_MODE_JSON || get_path(s->cfg, NULL) == G_MODE_JSON ||
-	       (item->len + 2) / 3 * 4 > G_MAX_REQUEST;
+	       (item->flags & MF_FLAG_DRAFT) || (item->len + 2) / 3 * 4 > G_MAX_REQUEST;
 }
 
 static int g_store(void *snk, void *fh, const struct mf_item *item, char sink_id[MF_SINK_ID_MAX],

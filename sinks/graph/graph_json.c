@@ -1,6 +1,7 @@
 /* graph_json.c - the v1.0 JSON path: the message rebuilt as a Graph message
  * resource (subject, addresses, body, Message-ID, dates and flags set in the
- * create so that it is not a draft), then its attachments: inline below
+ * create, PR_MESSAGE_FLAGS read and unsent bits from the item's flags: a
+ * draft stays a draft, anything else is not one), then its attachments: inline below
  * 3 MB, through upload sessions (chunks <= 4 MiB) up to 150 MB. MIME
  * fidelity is lost on this path by design (see cloud-sinks.md §1.3).
  * Subject and display names are decoded from RFC 2047 encoded words. */
@@ -726,7 +727,10 @@ int g_store_json(struct g_snk *s, const char *fid, const struct mf_item *item, c
 			  "{\"id\":\"SystemTime 0x0039\",\"value\":\"%s\"}]}",
 			  item->flags & MF_FLAG_SEEN ? "true" : "false",
 			  item->flags & MF_FLAG_FLAGGED ? "flagged" : "notFlagged",
-			  1, recv, sent) < 0)
+			  /* PR_MESSAGE_FLAGS: MSGFLAG_READ 0x1, MSGFLAG_UNSENT 0x8
+			   * (a draft); without UNSENT the message is not a draft */
+			  (item->flags & MF_FLAG_SEEN ? 0x1 : 0) | (item->flags & MF_FLAG_DRAFT ? 0x8 : 0),
+			  recv, sent) < 0)
 		goto nomem;
 	if (b.len > G_MAX_REQUEST) {
 		rc = mf_err_set(err, MF_ETOOBIG, "message body alone is %zu bytes of JSON, over Graph's 4 MB request limit",

@@ -1027,6 +1027,47 @@ TEST(probe_date_skew)
 	}
 }
 
+/* Read and draft state: PR_MESSAGE_FLAGS carries the read (0x1) and unsent
+ * (0x8) bits of the item's flags; drafts arrive as drafts on both paths
+ * (importMime would make them non-drafts: they go the JSON way). */
+TEST(read_draft_state)
+{
+	static const char *const modes[] = {"import-mime", "json"};
+	static const unsigned flags[] = {0, MF_FLAG_SEEN, MF_FLAG_DRAFT, MF_FLAG_DRAFT | MF_FLAG_SEEN};
+	for (int m = 0; m < 2; m++) {
+		void *cfg = open_cfg(modes[m]), *snk = NULL, *fh = NULL;
+		struct mf_err err = {0};
+		struct mf_unit unit = {.id = "gd", .mailbox = "olga@contoso.com"};
+		CHECK_INT(mf_sink_graph.open(cfg, &unit, &snk, &err), 0);
+		struct mf_path p;
+		path_of(&p, modes[m], NULL, NULL);
+		CHECK_INT(mf_sink_graph.folder(snk, &p, MF_ROLE_NONE, &fh, &err), 0);
+		for (int i = 0; fh && i < 4; i++) {
+			char mid[64], id[MF_SINK_ID_MAX];
+			snprintf(mid, sizeof(mid), "<rd%d@x>", i);
+			size_t l;
+			unsigned char *msg = test_message(600, "rd", mid, &l);
+			struct test_item it;
+			test_item_init(&it, msg, l, 0, mid, flags[i]);
+			CHECK_INT(mf_sink_graph.store(snk, fh, &it.it, id, &err), 0);
+			free(msg);
+		}
+		mf_sink_graph.close(snk);
+		struct state st;
+		graph_state("olga@contoso.com", &st);
+		for (int i = 0; i < 4; i++) {
+			char pre[128];
+			snprintf(pre, sizeof(pre), "%s\t<rd%d@x>\t%d\t%d\t", modes[m], i,
+				 !!(flags[i] & MF_FLAG_DRAFT), !!(flags[i] & MF_FLAG_SEEN));
+			CHECK_INT(count(&st, pre), 1);
+			if (count(&st, pre) != 1)
+				fprintf(stderr, "want %s\n", pre);
+		}
+		mf_path_free(&p);
+		mf_sink_graph.free_config(cfg);
+	}
+}
+
 int main(void)
 {
 	setenv("GRAPH_ARGS", "--latency 30", 1);
@@ -1050,6 +1091,7 @@ int main(void)
 	RUN(role_folders_localized);
 	RUN(attachment_edges);
 	RUN(probe_date_skew);
+	RUN(read_draft_state);
 	mf_loop_stop_thread();
 	cloud_stop();
 	return test_done();
