@@ -427,9 +427,36 @@ static int chunk_landed(void *arg, struct mf_http_req *req, struct mf_err *err)
 	return rc;
 }
 
-/* Add attachment number `index` (0-based, in MIME order) to msg_id. */
+/* An inline part (an image the HTML body shows by "cid:"): its Content-ID
+ * without angle brackets into cid, when it has one and is not marked
+ * "attachment"; else cid is "". */
+static void inline_cid(const unsigned char *p, const struct mf_part *pt, char *cid, size_t n)
+{
+	size_t fs, fe, vs, ve;
+	size_t hlen = pt->hend - pt->start;
+	const unsigned char *h = p + pt->start;
+	cid[0] = '\0';
+	if (mf_mime_field(h, hlen, "Content-Disposition", &fs, &fe, &vs, &ve)) {
+		while (vs < ve && (h[vs] == ' ' || h[vs] == '\t' || h[vs] == '\r' || h[vs] == '\n'))
+			vs++;
+		if (ve - vs >= 10 && strncasecmp((const char *)h + vs, "attachment", 10) == 0)
+			return;
+	}
+	if (!mf_mime_field(h, hlen, "Content-ID", &fs, &fe, &vs, &ve))
+		return;
+	size_t w = 0;
+	for (size_t i = vs; i < ve && w + 1 < n; i++)
+		if (h[i] != '<' && h[i] != '>' && h[i] != ' ' && h[i] != '\t' && h[i] != '\r' &&
+		    h[i] != '\n' && h[i] != '"')
+			cid[w++] = (char)h[i];
+	cid[w] = '\0';
+}
+
+/* Add attachment number `index` (0-based, in MIME order) to msg_id; `cid`
+ * non-empty makes it an inline one with that contentId. */
 static int add_attachment(struct g_snk *s, const char *msg_id, size_t index, const char *name,
-			  const char *ctype, const unsigned char *data, size_t len, struct mf_err *err)
+			  const char *ctype, const char *cid, const unsigned char *data, size_t len,
+			  struct mf_err *err)
 {
 	struct mf_buf u = {0}, b = {0};
 	struct mf_http_req req = {0};
@@ -446,6 +473,8 @@ again:
 		    mf_buf_addstr(&b, "{\"@odata.type\":\"#microsoft.graph.fileAttachment\",\"name\":") < 0 ||
 		    quote_text(&b, (const unsigned char *)name, strlen(name)) < 0 ||
 		    mf_buf_addstr(&b, ",\"contentType\":") < 0 || mf_json_quote(&b, ctype) < 0 ||
+		    (cid[0] && (mf_buf_addstr(&b, ",\"isInline\":true,\"contentId\":") < 0 ||
+				mf_json_quote(&b, cid) < 0)) ||
 		    mf_buf_addstr(&b, ",\"contentBytes\":\"") < 0 || mf_http_base64(&b, data, len) < 0 ||
 		    mf_buf_addstr(&b, "\"}") < 0)
 			goto nomem;
@@ -461,7 +490,9 @@ again:
 	    mf_buf_addstr(&b, "{\"AttachmentItem\":{\"attachmentType\":\"file\",\"name\":") < 0 ||
 	    quote_text(&b, (const unsigned char *)name, strlen(name)) < 0 ||
 	    mf_buf_printf(&b, ",\"size\":%zu,\"contentType\":", len) < 0 || mf_json_quote(&b, ctype) < 0 ||
-	    mf_buf_addstr(&b, ",\"isInline\":false}}") < 0)
+	    mf_buf_printf(&b, ",\"isInline\":%s", cid[0] ? "true" : "false") < 0 ||
+	    (cid[0] && (mf_buf_addstr(&b, ",\"contentId\":") < 0 || mf_json_quote(&b, cid) < 0)) ||
+	    mf_buf_addstr(&b, "}}") < 0)
 		goto nomem;
 	req.body = b.data;
 	req.body_len = b.len;
@@ -631,13 +662,15 @@ static int add_attachments(struct g_snk *s, const char *id, const struct mf_item
 			continue;
 		const struct mf_part *pt = &pl->parts[i];
 		struct mf_out data = {0};
+		char cid[256];
 		int rc;
+		inline_cid(p, pt, cid, sizeof(cid));
 		mf_mime_decode_body(p, pt, &data);
 		if (data.err)
 			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
 		else
 			rc = add_attachment(s, id, k - 1, aname,
-					    pt->type[0] ? pt->type : "application/octet-stream",
+					    pt->type[0] ? pt->type : "application/octet-stream", cid,
 					    (const unsigned char *)data.b.data, data.b.len, err);
 		mf_out_free(&data);
 		if (rc < 0) {

@@ -1068,6 +1068,64 @@ TEST(read_draft_state)
 	}
 }
 
+/* An HTML message with inline images (cid: references): the images arrive
+ * with isInline and their contentId, a small one by POST and a big one by
+ * upload session; a real attachment stays a plain one. */
+TEST(inline_images)
+{
+	void *cfg = open_cfg("json"), *snk = NULL, *fh = NULL;
+	struct mf_err err = {0};
+	struct mf_unit unit = {.id = "gi", .mailbox = "paul@contoso.com"};
+	CHECK_INT(mf_sink_graph.open(cfg, &unit, &snk, &err), 0);
+	struct mf_path p;
+	path_of(&p, "Inline", NULL, NULL);
+	CHECK_INT(mf_sink_graph.folder(snk, &p, MF_ROLE_NONE, &fh, &err), 0);
+	struct mf_buf b = {0}, enc = {0};
+	size_t big = 3200000;
+	unsigned char *img = malloc(big);
+	for (size_t i = 0; i < big; i++)
+		img[i] = (unsigned char)(i * 31 + (i >> 7));
+	mf_http_base64(&enc, img, big);
+	mf_buf_addstr(&b, "From: a@example.com\r\nTo: b@example.com\r\nSubject: pictures\r\n"
+			  "Date: Mon, 04 Mar 2024 10:00:00 +0000\r\nMessage-ID: <cid@x>\r\nMIME-Version: 1.0\r\n"
+			  "Content-Type: multipart/mixed; boundary=\"MM\"\r\n\r\n"
+			  "--MM\r\nContent-Type: multipart/related; boundary=\"RR\"\r\n\r\n"
+			  "--RR\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+			  "<p><img src=\"cid:logo@x\"><img src=\"cid:photo@x\"></p>\r\n"
+			  "--RR\r\nContent-Type: image/png\r\nContent-ID: <logo@x>\r\n"
+			  "Content-Disposition: inline; filename=\"logo.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+			  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==\r\n"
+			  "--RR\r\nContent-Type: image/jpeg; name=\"photo.jpg\"\r\nContent-ID: <photo@x>\r\n"
+			  "Content-Transfer-Encoding: base64\r\n\r\n");
+	for (size_t o = 0; o < enc.len; o += 76) {
+		mf_buf_add(&b, enc.data + o, enc.len - o < 76 ? enc.len - o : 76);
+		mf_buf_addstr(&b, "\r\n");
+	}
+	mf_buf_addstr(&b, "--RR--\r\n--MM\r\nContent-Type: text/plain; name=\"a.txt\"\r\n"
+			  "Content-ID: <att@x>\r\nContent-Disposition: attachment; filename=\"a.txt\"\r\n\r\n"
+			  "plain\r\n--MM--\r\n");
+	struct test_item it;
+	test_item_init(&it, b.data, b.len, 0, "<cid@x>", 0);
+	char id[MF_SINK_ID_MAX];
+	int rc = mf_sink_graph.store(snk, fh, &it.it, id, &err);
+	CHECK_INT(rc, 0);
+	if (rc < 0)
+		fprintf(stderr, "store: %s\n", err.msg);
+	mf_sink_graph.close(snk);
+	struct state st;
+	graph_state("paul@contoso.com", &st);
+	CHECK_INT(count_att(&st, "<cid@x>\tlogo.png\t1\tlogo@x\t70"), 1);
+	CHECK_INT(count_att(&st, "<cid@x>\tphoto.jpg\t1\tphoto@x\t3200000"), 1);
+	CHECK_INT(count_att(&st, "<cid@x>\ta.txt\t0\t-\t5"), 1);
+	for (int i = 0; i < st.natt; i++)
+		fprintf(stderr, "att %s\n", st.att[i]);
+	mf_path_free(&p);
+	mf_buf_free(&b);
+	mf_buf_free(&enc);
+	free(img);
+	mf_sink_graph.free_config(cfg);
+}
+
 int main(void)
 {
 	setenv("GRAPH_ARGS", "--latency 30", 1);
@@ -1092,6 +1150,7 @@ int main(void)
 	RUN(attachment_edges);
 	RUN(probe_date_skew);
 	RUN(read_draft_state);
+	RUN(inline_images);
 	mf_loop_stop_thread();
 	cloud_stop();
 	return test_done();
