@@ -984,7 +984,7 @@ static int g_open(const void *cfg, const struct mf_unit *unit, void **out, struc
 	 * The limit is made by the first open of the mailbox in the process
 	 * and shared by every later one (one job, one configuration). */
 	s->limit = mf_http_limit_get(key.data, s->cfg->concurrency, s->cfg->requests_per_10min,
-				     600000, s->cfg->upload_mb_per_5min << 20, 300000);
+				     600000, s->cfg->upload_mb_per_5min * 1000000, 300000);
 	mf_buf_free(&key);
 	if (!s->limit)
 		goto nomem2;

@@ -1126,6 +1126,67 @@ TEST(inline_images)
 	mf_sink_graph.free_config(cfg);
 }
 
+/* Pacing: the upload budget is Microsoft's 150 MB (150,000,000 bytes, not
+ * MiB) per 5 minutes, spent smoothly (never in one burst); 509 is retried
+ * like 429; a Retry-After one request gets holds for every request of the
+ * mailbox. */
+TEST(pacing_budgets)
+{
+	/* the limit an open makes for a mailbox, in bytes */
+	void *cfg = open_cfg_kv("import-mime", "upload_mb_per_5min", "1"), *snk = NULL;
+	struct mf_err err = {0};
+	struct mf_unit unit = {.id = "gb", .mailbox = "quinn@contoso.com"};
+	CHECK_INT(mf_sink_graph.open(cfg, &unit, &snk, &err), 0);
+	struct mf_http_limit *l = snk ? ((struct g_snk *)snk)->limit : NULL;
+	CHECK(l != NULL);
+	if (l) {
+		/* 1 MB = 1,000,000 bytes in 5 minutes, smoothly (a tenth of the
+		 * window's worth at once): 100,000 bytes go, the next 100,000
+		 * wait 100,000 / (0.9 x 1,000,000) x 300 s - 30 s = 3.33 s (with
+		 * MiB it would be 1.79 s; spent in a burst, 0) */
+		CHECK_INT((long)mf_http_limit_try(l, 100000), 0);
+		uint64_t w = mf_http_limit_try(l, 100000);
+		CHECK(w > 3200 && w < 3400);
+		if (!(w > 3200 && w < 3400))
+			fprintf(stderr, "second 100,000 bytes wait %llu ms\n", (unsigned long long)w);
+	}
+	mf_sink_graph.close(snk);
+	mf_sink_graph.free_config(cfg);
+
+	/* 509 Bandwidth Limit Exceeded: retried after its Retry-After */
+	restart_double("--fault-509 2");
+	cfg = open_cfg("import-mime");
+	int fails = 0;
+	store_some(cfg, "quinn@contoso.com", "B509", 4, &fails);
+	CHECK_INT(fails, 0);
+	struct state st;
+	graph_state("quinn@contoso.com", &st);
+	CHECK_INT(count(&st, "B509\t<p"), 4);
+	CHECK(st.r509 >= 2);
+	mf_sink_graph.free_config(cfg);
+
+	/* one request in flight at a time, a tight request budget: after a
+	 * 429 with Retry-After no other worker's request comes before it */
+	restart_double("--req-budget 12 --req-window 2");
+	cfg = open_cfg_kv("import-mime", "mailbox_concurrency", "1");
+	struct worker w[3];
+	pthread_t t[3];
+	for (int i = 0; i < 3; i++) {
+		w[i] = (struct worker){.cfg = cfg, .mailbox = "rita@contoso.com", .n = i};
+		pthread_create(&t[i], NULL, worker_main, &w[i]);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		fails += w[i].failures;
+	}
+	CHECK_INT(fails, 0);
+	graph_state("rita@contoso.com", &st);
+	CHECK_INT(st.n, 12);
+	CHECK(st.r429 >= 1);
+	CHECK_INT(st.ra_ignored, 0);
+	mf_sink_graph.free_config(cfg);
+}
+
 int main(void)
 {
 	setenv("GRAPH_ARGS", "--latency 30", 1);
@@ -1151,6 +1212,7 @@ int main(void)
 	RUN(probe_date_skew);
 	RUN(read_draft_state);
 	RUN(inline_images);
+	RUN(pacing_budgets);
 	mf_loop_stop_thread();
 	cloud_stop();
 	return test_done();
