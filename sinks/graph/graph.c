@@ -28,6 +28,8 @@ static const struct mf_conf_key g_keys[] = {
 	{"mailbox_concurrency", false, "requests in flight per mailbox, 1..4 (default 4, Graph's limit)"},
 	{"requests_per_10min", false, "requests per mailbox in any 10 minutes, 1..10000 (default 10000)"},
 	{"upload_mb_per_5min", false, "MB uploaded per mailbox in any 5 minutes, 1..150 (default 150)"},
+	{"max_message_mb", false,
+	 "bigger messages are skipped before any byte is sent, 1..150 (default 35, Exchange Online's default limit)"},
 	MF_HTTP_TLS_KEYS,
 	{NULL, false, NULL},
 };
@@ -89,7 +91,9 @@ static int g_configure(const struct mf_conf_section *sec, void **out, struct mf_
 	    (rc = pace_key(sec, "requests_per_10min", G_MAX_REQUESTS_10MIN,
 			   "requests in 10 minutes", &c->requests_per_10min, err)) < 0 ||
 	    (rc = pace_key(sec, "upload_mb_per_5min", G_MAX_UPLOAD_MB_5MIN,
-			   "MB uploaded in 5 minutes", &c->upload_mb_per_5min, err)) < 0)
+			   "MB uploaded in 5 minutes", &c->upload_mb_per_5min, err)) < 0 ||
+	    (rc = mf_conf_uint(sec, "max_message_mb", 1, G_MAX_MESSAGE / 1000000,
+			       G_DEFAULT_MESSAGE_MB, &c->max_message_mb, err)) < 0)
 		goto fail;
 	c->concurrency = (unsigned)conc;
 	if (!(c->path = calloc(1, sizeof(*c->path))))
@@ -141,10 +145,10 @@ fail:
 
 static void g_caps(const void *cfg, struct mf_sink_caps *caps)
 {
-	(void)cfg;
+	const struct g_cfg *c = cfg;
 	memset(caps, 0, sizeof(*caps));
 	caps->crlf = true;
-	caps->max_message_bytes = G_MAX_MESSAGE;
+	caps->max_message_bytes = c->max_message_mb * 1000000;
 	caps->needs_message_id = true;
 	caps->needs_date = true;
 }
@@ -860,9 +864,13 @@ static int g_store(void *snk, void *fh, const struct mf_item *item, char sink_id
 	struct g_folder *f = fh;
 	char id[G_ID_MAX] = "";
 	int rc;
-	if (item->len > G_MAX_MESSAGE)
-		return mf_err_set(err, MF_ETOOBIG, "message of %zu bytes is over Graph's 150 MB limit",
-				  item->len);
+	/* refused before any byte is sent: Exchange would take the attachments
+	 * and then refuse the message */
+	if (item->len > s->cfg->max_message_mb * 1000000)
+		return mf_err_set(err, MF_ETOOBIG,
+				  "message of %zu bytes is over max_message_mb (%" PRIu64
+				  " MB; Exchange Online's default message size limit is 35 MB)",
+				  item->len, s->cfg->max_message_mb);
 	if ((rc = g_job_path(s, NULL, err)) < 0)
 		return rc;
 	if (!g_goes_json(s, item)) {

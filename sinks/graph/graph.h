@@ -14,8 +14,10 @@
 #define G_ID_MAX 256
 /* The request body cap Graph applies to MIME and JSON creates. */
 #define G_MAX_REQUEST ((size_t)4 << 20)
-/* Bigger messages are skipped (attachment upload sessions stop at 150 MB). */
-#define G_MAX_MESSAGE ((size_t)150 << 20)
+/* The most max_message_mb may be (attachment upload sessions stop at 150
+ * MB), and its default: Exchange Online's default message size limit. */
+#define G_MAX_MESSAGE ((size_t)150000000)
+#define G_DEFAULT_MESSAGE_MB 35
 /* Attachments at least this big go through an upload session ("under 3 MB"
  * is a single POST; less than 3,000,000 is under 3 MB on both readings). A
  * service that reads 3 MiB refuses smaller sessions: those are POSTed after
@@ -57,6 +59,7 @@ struct g_cfg {
 	unsigned concurrency;
 	uint64_t requests_per_10min;
 	uint64_t upload_mb_per_5min;
+	uint64_t max_message_mb; /* [sink] max_message_mb, MB of 1,000,000 bytes */
 	struct g_path *path; /* shared, mutable: see struct g_path */
 };
 

@@ -72,6 +72,21 @@ static int count(const struct state *st, const char *prefix)
 	return c;
 }
 
+/* How many requests the double has seen (its /_state counts them). */
+static long requests(void)
+{
+	char cmd[512], buf[64] = "";
+	snprintf(cmd, sizeof(cmd), "python3 -c \"import json,urllib.request;"
+		 "print(json.load(urllib.request.urlopen('http://127.0.0.1:4570/_state'))['requests'])\"");
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	pclose(f);
+	return strtol(buf, NULL, 10);
+}
+
 static int count_att(const struct state *st, const char *line)
 {
 	int c = 0;
@@ -1187,6 +1202,42 @@ TEST(pacing_budgets)
 	mf_sink_graph.free_config(cfg);
 }
 
+/* max_message_mb: 35 MB by default (Exchange Online's default limit),
+ * raised up to 150; a bigger message fails before any request is made. */
+TEST(message_size_cap)
+{
+	void *cfg = open_cfg("json"), *snk = NULL, *fh = NULL;
+	struct mf_sink_caps caps;
+	mf_sink_graph.caps(cfg, &caps);
+	CHECK_INT((long)caps.max_message_bytes, 35000000);
+	struct mf_err err = {0};
+	struct mf_unit unit = {.id = "gm", .mailbox = "sam@contoso.com"};
+	CHECK_INT(mf_sink_graph.open(cfg, &unit, &snk, &err), 0);
+	struct mf_path p;
+	path_of(&p, "Big", NULL, NULL);
+	CHECK_INT(mf_sink_graph.folder(snk, &p, MF_ROLE_NONE, &fh, &err), 0);
+	long before = requests();
+	size_t l;
+	unsigned char *m = test_message(1000, "big", "<cap@x>", &l);
+	struct test_item it;
+	test_item_init(&it, m, l, 0, "<cap@x>", 0);
+	it.it.len = 36000000; /* only the length is looked at */
+	char id[MF_SINK_ID_MAX];
+	CHECK_INT(mf_sink_graph.store(snk, fh, &it.it, id, &err), MF_ETOOBIG);
+	CHECK(strstr(err.msg, "max_message_mb") != NULL);
+	CHECK_INT(requests(), before + 1); /* only the second look at /_state */
+	mf_sink_graph.close(snk);
+	mf_sink_graph.free_config(cfg);
+	cfg = open_cfg_kv("json", "max_message_mb", "150");
+	mf_sink_graph.caps(cfg, &caps);
+	CHECK_INT((long)caps.max_message_bytes, 150000000);
+	mf_sink_graph.free_config(cfg);
+	void *bad = NULL;
+	CHECK_INT(configure_kv("json", "max_message_mb", "151", &bad, &err), MF_ECONFIG);
+	free(m);
+	mf_path_free(&p);
+}
+
 int main(void)
 {
 	setenv("GRAPH_ARGS", "--latency 30", 1);
@@ -1213,6 +1264,7 @@ int main(void)
 	RUN(read_draft_state);
 	RUN(inline_images);
 	RUN(pacing_budgets);
+	RUN(message_size_cap);
 	mf_loop_stop_thread();
 	cloud_stop();
 	return test_done();
