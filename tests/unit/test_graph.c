@@ -1238,6 +1238,88 @@ TEST(message_size_cap)
 	mf_path_free(&p);
 }
 
+/* The double refuses what Graph refuses (wrong Content-Type 415, unknown
+ * property or enum value 400), and the sink's own requests pass it. */
+static long raw_request(struct g_snk *s, const char *method, const char *path, const char *ctype,
+			const char *body)
+{
+	static const long ok[] = {400, 404, 415, 0};
+	struct mf_buf u = {0};
+	struct mf_http_req req = {0};
+	struct mf_err err = {0};
+	mf_buf_printf(&u, "http://127.0.0.1:4570%s", path);
+	req.body = body;
+	req.body_len = body ? strlen(body) : 0;
+	int rc = g_request(s, &req, method, u.data, ctype, NULL, ok, &err);
+	long st = rc < 0 ? rc : req.status;
+	mf_buf_free(&u);
+	mf_http_req_free(&req);
+	return st;
+}
+
+TEST(double_is_strict)
+{
+	restart_double("--fail-get 4 --fail-patch 2 --fail-delete 2");
+	void *cfg = open_cfg("import-mime"), *snk = NULL, *fh = NULL;
+	struct mf_err err = {0};
+	struct mf_unit unit = {.id = "gx", .mailbox = "tom@contoso.com"};
+	CHECK_INT(mf_sink_graph.open(cfg, &unit, &snk, &err), 0);
+	struct mf_path p;
+	path_of(&p, "Strict", NULL, NULL);
+	CHECK_INT(mf_sink_graph.folder(snk, &p, MF_ROLE_NONE, &fh, &err), 0);
+	size_t l;
+	unsigned char *m = test_message(800, "strict", "<strict@x>", &l);
+	struct test_item it;
+	test_item_init(&it, m, l, 0, "<strict@x>", MF_FLAG_SEEN | MF_FLAG_FLAGGED);
+	char id[MF_SINK_ID_MAX] = "", path[512];
+	CHECK_INT(mf_sink_graph.store(snk, fh, &it.it, id, &err), 0);
+	CHECK_INT(mf_sink_graph.probe(snk, fh, &it.it, id, &err), 1);
+	struct g_snk *s = snk;
+	snprintf(path, sizeof(path), "/v1.0/users/tom%%40contoso.com/messages/%s", id);
+	CHECK_INT(raw_request(s, "PATCH", path, "application/json", "{\"flag\":{\"flagStatus\":\"bogus\"}}"), 400);
+	CHECK_INT(raw_request(s, "PATCH", path, "application/json", "{\"isUnread\":true}"), 400);
+	CHECK_INT(raw_request(s, "PATCH", path, "text/plain", "{\"isRead\":true}"), 415);
+	CHECK_INT(raw_request(s, "PATCH", path, "application/json", "{\"isRead\":true}"), 200);
+	CHECK_INT(raw_request(s, "POST", "/beta/users/tom%40contoso.com/mailFolders/inbox/importMime",
+			      "application/json", "TWltZQ=="), 415);
+	CHECK_INT(raw_request(s, "POST", "/v1.0/users/tom%40contoso.com/mailFolders/inbox/childFolders",
+			      "application/json", "{\"displayName\":\"x\",\"color\":\"red\"}"), 400);
+	/* the sink's JSON path, attachments and DELETE of a half-made
+	 * message, under faults on GET, PATCH and DELETE */
+	mf_sink_graph.close(snk);
+	void *cfgj = open_cfg("json");
+	CHECK_INT(mf_sink_graph.open(cfgj, &unit, &snk, &err), 0);
+	CHECK_INT(mf_sink_graph.folder(snk, &p, MF_ROLE_NONE, &fh, &err), 0);
+	struct mf_buf bare = {0}, half = {0};
+	multipart(&bare, "<strict2@x>", 0, 0);
+	multipart(&half, "<strict2@x>", 2, 3300000);
+	struct test_item ib, ih;
+	test_item_init(&ib, bare.data, bare.len, 0, "<strict2@x>", 0);
+	test_item_init(&ih, half.data, half.len, 0, "<strict2@x>", MF_FLAG_FLAGGED);
+	CHECK_INT(mf_sink_graph.store(snk, fh, &ib.it, id, &err), 0);
+	CHECK_INT(mf_sink_graph.probe(snk, fh, &ih.it, id, &err), 0); /* half-made: deleted */
+	int rc = mf_sink_graph.store(snk, fh, &ih.it, id, &err);
+	CHECK_INT(rc, 0);
+	if (rc < 0)
+		fprintf(stderr, "store: %s\n", err.msg);
+	CHECK_INT(mf_sink_graph.probe(snk, fh, &ih.it, id, &err), 1);
+	mf_sink_graph.close(snk);
+	struct state st;
+	graph_state("tom@contoso.com", &st);
+	CHECK_INT(st.r400, 3); /* the three refused above, none of the sink's */
+	CHECK_INT(st.r415, 2);
+	CHECK(st.r503 >= 3);
+	CHECK_INT(count(&st, "Strict\t<strict@x>\t0\t1\tflagged\timportMime"), 1);
+	CHECK_INT(count(&st, "Strict\t<strict2@x>\t0\t0\tflagged\tjson"), 1);
+	CHECK_INT(st.n, 2);
+	free(m);
+	mf_buf_free(&bare);
+	mf_buf_free(&half);
+	mf_path_free(&p);
+	mf_sink_graph.free_config(cfg);
+	mf_sink_graph.free_config(cfgj);
+}
+
 int main(void)
 {
 	setenv("GRAPH_ARGS", "--latency 30", 1);
@@ -1265,6 +1347,7 @@ int main(void)
 	RUN(inline_images);
 	RUN(pacing_budgets);
 	RUN(message_size_cap);
+	RUN(double_is_strict);
 	mf_loop_stop_thread();
 	cloud_stop();
 	return test_done();
