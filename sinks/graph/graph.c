@@ -898,7 +898,10 @@ static int g_probe(void *snk, void *fh, const struct mf_item *item, char sink_id
 	struct g_snk *s = snk;
 	struct g_folder *f = fh;
 	char id[G_ID_MAX];
-	int rc = g_lookup(s, f->id, item, id, err);
+	/* which path made it decides what "whole" means: decide it first */
+	int rc = g_job_path(s, NULL, err);
+	if (rc >= 0)
+		rc = g_lookup(s, f->id, item, id, err);
 	/* a JSON-made message is whole only with all its attachments */
 	if (rc == 1 && g_goes_json(s, item))
 		rc = g_json_check_whole(s, item, id, err);
