@@ -954,6 +954,7 @@ TEST(role_folders_localized)
 	if (fh)
 		CHECK_INT(mf_sink_graph.probe(ro, fh, &it.it, id, &err), 1);
 	CHECK_INT(mf_sink_graph.folder(ro, &miss, MF_ROLE_NONE, &fh, &err), MF_ENOTFOUND);
+	mf_path_free(&miss);
 	path_of(&miss, "Nowhere", NULL, NULL);
 	CHECK_INT(mf_sink_graph.folder(ro, &miss, MF_ROLE_NONE, &fh, &err), MF_ENOTFOUND);
 	mf_sink_graph.close(ro);
