@@ -1,7 +1,9 @@
 /* graph.c - the graph sink: Microsoft 365 mailboxes through Microsoft Graph.
- * Folders by well-known name or created (paging, ErrorFolderExists),
- * messages by importMime (beta) or the JSON path, probe by
- * internetMessageId. */
+ * Role folders by well-known name, the others found or created under them
+ * or the root (paging, ErrorFolderExists); messages by importMime (beta,
+ * Mail-Advanced.ReadWrite.All; the path is decided once per job) or the
+ * JSON path; probe by internetMessageId; check (plan) and open_read
+ * (verify) read only. */
 #include "graph.h"
 
 #include <curl/curl.h>

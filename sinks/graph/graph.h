@@ -114,8 +114,8 @@ int g_get_pages(struct g_snk *s, struct mf_buf *u,
 int g_lookup(struct g_snk *s, const char *fid, const struct mf_item *item, char id[G_ID_MAX],
 	     struct mf_err *err);
 
-/* The JSON path: create the message in fid as JSON (non-draft, dates,
- * flags), then its attachments (inline or by upload session). A message
+/* The JSON path: create the message in fid as JSON (a draft only when the
+ * item is one; dates, flags), then its attachments (inline or by upload session). A message
  * found after an ambiguous create gets the attachments it lacks; one whose
  * attachments fail is deleted again. */
 int g_store_json(struct g_snk *s, const char *fid, const struct mf_item *item, char id[G_ID_MAX],

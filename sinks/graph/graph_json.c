@@ -1,9 +1,10 @@
 /* graph_json.c - the v1.0 JSON path: the message rebuilt as a Graph message
  * resource (subject, addresses, body, Message-ID, dates and flags set in the
  * create, PR_MESSAGE_FLAGS read and unsent bits from the item's flags: a
- * draft stays a draft, anything else is not one), then its attachments: inline below
- * 3 MB, through upload sessions (chunks <= 4 MiB) up to 150 MB. MIME
- * fidelity is lost on this path by design (see cloud-sinks.md §1.3).
+ * draft stays a draft, anything else is not one), then its attachments
+ * (inline parts with isInline and contentId): a POST below 3,000,000 bytes,
+ * upload sessions (chunks of 12 x 320 KiB) up to 150 MB. MIME fidelity is
+ * lost on this path by design (see cloud-sinks.md §1.3).
  * Subject and display names are decoded from RFC 2047 encoded words. */
 #include <ctype.h>
 #include <curl/curl.h>
