@@ -1,7 +1,9 @@
 /* graph.c - the graph sink: Microsoft 365 mailboxes through Microsoft Graph.
- * Folders by well-known name or created (paging, ErrorFolderExists),
- * messages by importMime (beta) or the JSON path, probe by
- * internetMessageId. */
+ * Role folders by well-known name, the others found or created under them
+ * or the root (paging, ErrorFolderExists); messages by importMime (beta,
+ * Mail-Advanced.ReadWrite.All; the path is decided once per job) or the
+ * JSON path; probe by internetMessageId; check (plan) and open_read
+ * (verify) read only. */
 #include "graph.h"
 
 #include <curl/curl.h>
@@ -28,6 +30,8 @@ static const struct mf_conf_key g_keys[] = {
 	{"mailbox_concurrency", false, "requests in flight per mailbox, 1..4 (default 4, Graph's limit)"},
 	{"requests_per_10min", false, "requests per mailbox in any 10 minutes, 1..10000 (default 10000)"},
 	{"upload_mb_per_5min", false, "MB uploaded per mailbox in any 5 minutes, 1..150 (default 150)"},
+	{"max_message_mb", false,
+	 "bigger messages are skipped before any byte is sent, 1..150 (default 35, Exchange Online's default limit)"},
 	MF_HTTP_TLS_KEYS,
 	{NULL, false, NULL},
 };
@@ -43,6 +47,10 @@ static void g_free_config(void *p)
 	free(c->client_id);
 	mf_secret_free(c->secret);
 	free(c->scope);
+	if (c->path) {
+		pthread_mutex_destroy(&c->path->mu);
+		free(c->path);
+	}
 	free(c);
 }
 
@@ -85,9 +93,14 @@ static int g_configure(const struct mf_conf_section *sec, void **out, struct mf_
 	    (rc = pace_key(sec, "requests_per_10min", G_MAX_REQUESTS_10MIN,
 			   "requests in 10 minutes", &c->requests_per_10min, err)) < 0 ||
 	    (rc = pace_key(sec, "upload_mb_per_5min", G_MAX_UPLOAD_MB_5MIN,
-			   "MB uploaded in 5 minutes", &c->upload_mb_per_5min, err)) < 0)
+			   "MB uploaded in 5 minutes", &c->upload_mb_per_5min, err)) < 0 ||
+	    (rc = mf_conf_uint(sec, "max_message_mb", 1, G_MAX_MESSAGE / 1000000,
+			       G_DEFAULT_MESSAGE_MB, &c->max_message_mb, err)) < 0)
 		goto fail;
 	c->concurrency = (unsigned)conc;
+	if (!(c->path = calloc(1, sizeof(*c->path))))
+		goto nomem;
+	pthread_mutex_init(&c->path->mu, NULL);
 	const char *gu = mf_conf_get(sec, "graph_url", "https://graph.microsoft.com");
 	const char *lu = mf_conf_get(sec, "login_url", "https://login.microsoftonline.com");
 	if (strncmp(gu, "https://", 8) != 0 && strncmp(gu, "http://", 7) != 0) {
@@ -134,10 +147,10 @@ fail:
 
 static void g_caps(const void *cfg, struct mf_sink_caps *caps)
 {
-	(void)cfg;
+	const struct g_cfg *c = cfg;
 	memset(caps, 0, sizeof(*caps));
 	caps->crlf = true;
-	caps->max_message_bytes = G_MAX_MESSAGE;
+	caps->max_message_bytes = c->max_message_mb * 1000000;
 	caps->needs_message_id = true;
 	caps->needs_date = true;
 }
@@ -272,6 +285,45 @@ static void item_sent(const struct mf_item *item, char out[24])
 			 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+/* Copy text with white space runs made one space and trimmed (subjects
+ * compared as Exchange shows them: unfolded). */
+static void squeeze(const char *in, size_t n, char *out, size_t outsz)
+{
+	size_t w = 0;
+	bool sp = false;
+	for (size_t i = 0; i < n && w + 1 < outsz; i++) {
+		char c = in[i];
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			sp = w > 0;
+			continue;
+		}
+		if (sp && w + 2 < outsz)
+			out[w++] = ' ';
+		sp = false;
+		out[w++] = c;
+	}
+	out[w] = '\0';
+}
+
+/* The item's Subject as Graph shows it (encoded words decoded, unfolded),
+ * into out ("" when none). */
+static void item_subject(const struct mf_item *item, char *out, size_t outsz)
+{
+	const unsigned char *p = item->data;
+	size_t scan = item->len < 262144 ? item->len : 262144, hlen = scan, fs, fe, vs, ve;
+	const unsigned char *end = memmem(p, scan, "\r\n\r\n", 4);
+	out[0] = '\0';
+	if (end)
+		hlen = (size_t)(end - p) + 2;
+	if (!mf_mime_field(p, hlen, "Subject", &fs, &fe, &vs, &ve))
+		return;
+	struct mf_out o = {0};
+	g_hdr_decode((const char *)p + vs, ve - vs, &o);
+	if (!o.err && o.b.data)
+		squeeze(o.b.data, o.b.len, out, outsz);
+	mf_out_free(&o);
+}
+
 int g_lookup(struct g_snk *s, const char *fid, const struct mf_item *item, char id[G_ID_MAX],
 	     struct mf_err *err)
 {
@@ -290,7 +342,7 @@ int g_lookup(struct g_snk *s, const char *fid, const struct mf_item *item, char 
 		goto out;
 	if (user_url(s, &u, "v1.0", "/mailFolders/") < 0 ||
 	    mf_http_escape(&u, fid, strlen(fid), false) < 0 ||
-	    mf_buf_addstr(&u, "/messages?$select=id,sentDateTime&$top=100&$filter=") < 0 ||
+	    mf_buf_addstr(&u, "/messages?$select=id,sentDateTime,subject&$top=100&$filter=") < 0 ||
 	    mf_http_escape(&u, f.data, f.len, false) < 0)
 		goto out;
 	rc = g_request(s, &req, "GET", u.data, NULL, NULL, NULL, err);
@@ -301,27 +353,150 @@ int g_lookup(struct g_snk *s, const char *fid, const struct mf_item *item, char 
 	const char *js = req.resp.data, *je = js + req.resp.len, *ve, *ee;
 	const char *v = mf_json_member(js, je, "value", &ve);
 	rc = 0;
-	unsigned n = 0;
-	/* one Message-ID may name different messages (broken mailers, edited
-	 * copies): only those sent at the item's Date count as this one */
-	char want[24], sent[64];
+	/* One Message-ID may name different messages (broken mailers, edited
+	 * copies): the hits sent at the item's Date are this one's copies.
+	 * When none is, Exchange may have read the Date its own way: the hits
+	 * with the item's subject are. Only when neither tells is it not
+	 * there (the date chooses among hits; it does not hide the only one). */
+	char want[24], sent[64], subj[1024], got[1024], raw[1024];
 	item_sent(item, want);
-	for (const char *e = v ? mf_json_array_first(v, ve, &ee) : NULL; e;
-	     e = mf_json_array_next(ee, ve, &ee)) {
-		if (want[0] && mf_json_get_str(e, ee, "sentDateTime", sent, sizeof(sent)) == 0 &&
-		    strncmp(sent, want, 19) != 0)
-			continue;
-		if (n++ == item->dup) {
-			if (mf_json_get_str(e, ee, "id", id, G_ID_MAX) == 0)
-				rc = 1;
-			break;
+	item_subject(item, subj, sizeof(subj));
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		unsigned n = 0;
+		for (const char *e = v ? mf_json_array_first(v, ve, &ee) : NULL; e;
+		     e = mf_json_array_next(ee, ve, &ee)) {
+			bool date_ok = !want[0] ||
+				       mf_json_get_str(e, ee, "sentDateTime", sent, sizeof(sent)) < 0 ||
+				       strncmp(sent, want, 19) == 0;
+			if (pass == 0 && !date_ok)
+				continue;
+			if (pass == 1) {
+				if (mf_json_get_str(e, ee, "subject", raw, sizeof(raw)) < 0)
+					raw[0] = '\0';
+				squeeze(raw, strlen(raw), got, sizeof(got));
+				if (strcmp(got, subj) != 0)
+					continue;
+			}
+			if (n++ == item->dup) {
+				if (mf_json_get_str(e, ee, "id", id, G_ID_MAX) == 0)
+					rc = 1;
+				break;
+			}
 		}
+		if (pass == 0 && n > 0)
+			break; /* dated copies exist: the (dup+1)-th is not there */
 	}
 out:
 	mf_buf_free(&u);
 	mf_buf_free(&f);
 	mf_http_req_free(&req);
 	return rc < 0 && rc != MF_ENOMEM ? rc : rc == MF_ENOMEM ? mf_err_set(err, rc, "out of memory") : rc;
+}
+
+/* ---- which path: importMime or JSON -------------------------------------- */
+
+/* Decide the job's path (first caller wins; later calls keep it). */
+static void set_path(const struct g_cfg *cfg, int mode, const char *why, const char *mailbox)
+{
+	struct g_path *p = cfg->path;
+	pthread_mutex_lock(&p->mu);
+	if (!p->decided || (p->mode == G_MODE_IMPORT && mode == G_MODE_JSON)) {
+		bool change = p->decided;
+		p->decided = 1;
+		p->mode = mode;
+		snprintf(p->why, sizeof(p->why), "%s", why);
+		mf_log(change ? MF_LOG_WARN : MF_LOG_INFO, "event=graph_path mailbox=%s path=%s why=\"%s\"",
+		       mailbox, mode == G_MODE_JSON ? "json" : "import-mime", why);
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+static int get_path(const struct g_cfg *cfg, const char **why)
+{
+	struct g_path *p = cfg->path;
+	pthread_mutex_lock(&p->mu);
+	int mode = p->decided ? p->mode : -1;
+	if (why)
+		*why = p->why;
+	pthread_mutex_unlock(&p->mu);
+	return mode;
+}
+
+/* Graph's national clouds (US Government L4/L5, China/21Vianet): importMime
+ * is a global-service-only beta action (see its "API availability"). */
+static bool national_cloud(const char *url)
+{
+	static const char *const hosts[] = {"graph.microsoft.us", "dod-graph.microsoft.us",
+					    "microsoftgraph.chinacloudapi.cn", NULL};
+	const char *h = strstr(url, "://");
+	h = h ? h + 3 : url;
+	size_t hl = strcspn(h, "/:");
+	for (size_t i = 0; hosts[i]; i++)
+		if (hl == strlen(hosts[i]) && strncasecmp(h, hosts[i], hl) == 0)
+			return true;
+	return false;
+}
+
+/* Does the app-only token carry application role `role` (its "roles"
+ * claim)? 1 yes, 0 no, -1 the token cannot be read (not a JWT). The token
+ * is not verified: it only tells what the service will allow. */
+static int token_has_role(const char *tok, const char *role)
+{
+	const char *a = strchr(tok, '.'), *b = a ? strchr(a + 1, '.') : NULL;
+	if (!a || !b || b - a - 1 > 6000)
+		return -1;
+	char enc[6004];
+	size_t n = 0;
+	for (const char *p = a + 1; p < b; p++)
+		enc[n++] = *p == '-' ? '+' : *p == '_' ? '/' : *p;
+	while (n % 4)
+		enc[n++] = '=';
+	unsigned char js[4600];
+	size_t got = 0;
+	if (mf_http_unbase64(enc, n, js, sizeof(js) - 1, &got) < 0)
+		return -1;
+	const char *je, *ve, *ee;
+	const char *start = (const char *)js;
+	je = start + got;
+	const char *v = mf_json_member(start, je, "roles", &ve);
+	if (!v)
+		return mf_json_member(start, je, "aud", &ee) ? 0 : -1;
+	char r[128];
+	for (const char *e = mf_json_array_first(v, ve, &ee); e; e = mf_json_array_next(ee, ve, &ee))
+		if (mf_json_string(e, ee, r, sizeof(r)) == 0 && strcmp(r, role) == 0)
+			return 1;
+	return 0;
+}
+
+int g_job_path(struct g_snk *s, const char **why, struct mf_err *err)
+{
+	const struct g_cfg *cfg = s->cfg;
+	int mode = get_path(cfg, why);
+	if (mode >= 0)
+		return mode;
+	if (cfg->mode == G_MODE_JSON) {
+		set_path(cfg, G_MODE_JSON, "mode = json", s->mailbox);
+	} else if (national_cloud(cfg->graph_url)) {
+		set_path(cfg, G_MODE_JSON,
+			 "importMime is a beta action of the global service only; graph_url is a national cloud",
+			 s->mailbox);
+	} else {
+		int rc = mf_oauth_token(cfg->login_url, cfg->tenant, cfg->client_id, cfg->secret,
+					cfg->scope, s->token, sizeof(s->token), err);
+		if (rc < 0)
+			return rc;
+		int has = token_has_role(s->token, "Mail-Advanced.ReadWrite.All");
+		if (has == 0)
+			set_path(cfg, G_MODE_JSON,
+				 "the app's token lacks the Mail-Advanced.ReadWrite.All role importMime needs",
+				 s->mailbox);
+		else
+			set_path(cfg, G_MODE_IMPORT,
+				 has == 1 ? "the app has Mail-Advanced.ReadWrite.All; beta endpoint"
+					  : "token roles unreadable; importMime tried, JSON on 403/404/400",
+				 s->mailbox);
+	}
+	return get_path(cfg, why);
 }
 
 /* ---- folders ------------------------------------------------------------ */
@@ -337,6 +512,31 @@ static const char *role_name(enum mf_role r)
 	case MF_ROLE_ARCHIVE: return "archive";
 	default: return NULL;
 	}
+}
+
+/* The role of a top-level source folder by its name, for the first segment
+ * of a deeper path (the engine gives the role of top-level folders only):
+ * the names IMAP servers and PST files use for their special folders
+ * (RFC 3501 makes INBOX the inbox in any case). */
+static enum mf_role role_by_name(const char *n)
+{
+	static const struct {
+		const char *name;
+		enum mf_role role;
+	} t[] = {
+		{"INBOX", MF_ROLE_INBOX},          {"Sent", MF_ROLE_SENT},
+		{"Sent Items", MF_ROLE_SENT},      {"Sent Messages", MF_ROLE_SENT},
+		{"Sent Mail", MF_ROLE_SENT},       {"Drafts", MF_ROLE_DRAFTS},
+		{"Trash", MF_ROLE_TRASH},          {"Deleted Items", MF_ROLE_TRASH},
+		{"Deleted Messages", MF_ROLE_TRASH}, {"Junk", MF_ROLE_JUNK},
+		{"Junk Email", MF_ROLE_JUNK},      {"Junk E-mail", MF_ROLE_JUNK},
+		{"Spam", MF_ROLE_JUNK},            {"Archive", MF_ROLE_ARCHIVE},
+		{"Archives", MF_ROLE_ARCHIVE},
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcasecmp(n, t[i].name) == 0)
+			return t[i].role;
+	return MF_ROLE_NONE;
 }
 
 static struct g_folder *cache_find(struct g_snk *s, const char *key)
@@ -481,14 +681,24 @@ out:
 	return rc;
 }
 
+/* Role folders are addressed by their well-known names (inbox, sentitems,
+ * ...), never by display name, so that placement does not depend on the
+ * mailbox's language ("Posteingang", "Gesendete Elemente"); their children
+ * are looked up and made under them. Other folders hang from
+ * msgfolderroot. With `create` false (open_read) a missing folder is
+ * MF_ENOTFOUND and nothing is made. */
 static int g_folder(void *snk, const struct mf_path *path, enum mf_role role, void **fh,
 		    struct mf_err *err)
 {
 	struct g_snk *s = snk;
-	const char *wk = role_name(role);
+	const char *wk = path->n <= 1 ? role_name(role) : NULL;
 	struct g_folder *f;
 	char key[512];
-	if (wk) {
+	/* a top-level folder's children follow it into the role folder its
+	 * name gives it (and so does the folder itself, to stay with them) */
+	if (!wk && path->n >= 1)
+		wk = role_name(role_by_name(path->seg[0]));
+	if (wk && path->n <= 1) {
 		snprintf(key, sizeof(key), "role:%s", wk);
 		if (!(f = cache_find(s, key)) && !(f = cache_add(s, key, wk)))
 			return mf_err_set(err, MF_ENOMEM, "out of memory");
@@ -502,7 +712,17 @@ static int g_folder(void *snk, const struct mf_path *path, enum mf_role role, vo
 	mf_path_init(&pre);
 	int rc = 0;
 	f = NULL;
-	for (size_t i = 0; i < path->n; i++) {
+	size_t first = 0;
+	if (wk) {
+		/* the first segment is the role folder: walk from it */
+		snprintf(parent, sizeof(parent), "%s", wk);
+		if (mf_path_push(&pre, path->seg[0], strlen(path->seg[0])) < 0) {
+			mf_path_free(&pre);
+			return mf_err_set(err, MF_ENOMEM, "out of memory");
+		}
+		first = 1;
+	}
+	for (size_t i = first; i < path->n; i++) {
 		if (mf_path_push(&pre, path->seg[i], strlen(path->seg[i])) < 0) {
 			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
 			break;
@@ -516,14 +736,16 @@ static int g_folder(void *snk, const struct mf_path *path, enum mf_role role, vo
 		if (!f) {
 			char id[G_ID_MAX];
 			rc = find_child(s, parent, path->seg[i], id, err);
-			if (rc == 0)
+			if (rc == 0 && s->read_only)
+				rc = mf_err_set(err, MF_ENOTFOUND, "no such folder");
+			else if (rc == 0)
 				rc = create_child(s, parent, path->seg[i], id, err);
 			if (rc >= 0 && !(f = cache_add(s, k, id)))
 				rc = mf_err_set(err, MF_ENOMEM, "out of memory");
 		}
 		free(k);
 		if (rc < 0) {
-			if (rc == MF_EMSG || rc == MF_ENOTFOUND)
+			if (rc == MF_EMSG || (rc == MF_ENOTFOUND && !s->read_only))
 				err->code = rc = MF_EFOLDER;
 			mf_err_prefix(err, "folder '%s'", path->seg[i]);
 			break;
@@ -568,7 +790,7 @@ out:
 static int import_mime(struct g_snk *s, const char *fid, const struct mf_item *item,
 		       char id[G_ID_MAX], struct mf_err *err)
 {
-	static const long ok[] = {413, 0};
+	static const long ok[] = {400, 403, 404, 413, 0};
 	struct mf_buf u = {0}, b = {0};
 	struct mf_http_req req = {0};
 	struct g_create cr = {.find = g_find_message, .item = item, .fid = fid};
@@ -589,6 +811,32 @@ static int import_mime(struct g_snk *s, const char *fid, const struct mf_item *i
 		rc = 1; /* too big for this endpoint: the caller goes the JSON way */
 		goto out;
 	}
+	if (req.status == 400 || req.status == 403 || req.status == 404) {
+		char code[128] = "", msg[256] = "", why[200];
+		const char *js = req.resp.data, *je = js + req.resp.len, *ee;
+		const char *e = js ? mf_json_member(js, je, "error", &ee) : NULL;
+		if (e) {
+			mf_json_get_str(e, ee, "code", code, sizeof(code));
+			mf_json_get_str(e, ee, "message", msg, sizeof(msg));
+		}
+		if (req.status == 404 && strcmp(code, "ErrorItemNotFound") == 0) {
+			rc = mf_http_fail(&req, MF_EFOLDER, err, "importMime");
+			goto out;
+		}
+		/* 403: the app lacks Mail-Advanced.ReadWrite.All; 404 or a 400
+		 * about the URL: no importMime on this endpoint. Either holds
+		 * for the whole job. Another 400 is about this message: it alone
+		 * goes the JSON way. */
+		bool job = req.status != 400 || strncmp(code, "ErrorMime", 9) != 0;
+		snprintf(why, sizeof(why), "importMime answered %ld %s", req.status, code[0] ? code : "-");
+		if (job)
+			set_path(s->cfg, G_MODE_JSON, why, s->mailbox);
+		else
+			mf_log(MF_LOG_INFO, "event=graph_json_fallback mailbox=%s size=%zu reason=\"%s\"",
+			       s->mailbox, item->len, why);
+		rc = 2;
+		goto out;
+	}
 	if (req.resolved) {
 		snprintf(id, G_ID_MAX, "%s", cr.found);
 	} else if (mf_json_get_str(req.resp.data, req.resp.data + req.resp.len, "id", id, G_ID_MAX) < 0) {
@@ -605,7 +853,10 @@ out:
 
 bool g_goes_json(const struct g_snk *s, const struct mf_item *item)
 {
-	return s->cfg->mode == G_MODE_JSON || (item->len + 2) / 3 * 4 > G_MAX_REQUEST;
+	/* importMime makes every message a non-draft: drafts go the JSON way,
+	 * which keeps them drafts */
+	return s->cfg->mode == G_MODE_JSON || get_path(s->cfg, NULL) == G_MODE_JSON ||
+	       (item->flags & MF_FLAG_DRAFT) || (item->len + 2) / 3 * 4 > G_MAX_REQUEST;
 }
 
 static int g_store(void *snk, void *fh, const struct mf_item *item, char sink_id[MF_SINK_ID_MAX],
@@ -615,18 +866,24 @@ static int g_store(void *snk, void *fh, const struct mf_item *item, char sink_id
 	struct g_folder *f = fh;
 	char id[G_ID_MAX] = "";
 	int rc;
-	if (item->len > G_MAX_MESSAGE)
-		return mf_err_set(err, MF_ETOOBIG, "message of %zu bytes is over Graph's 150 MB limit",
-				  item->len);
+	/* refused before any byte is sent: Exchange would take the attachments
+	 * and then refuse the message */
+	if (item->len > s->cfg->max_message_mb * 1000000)
+		return mf_err_set(err, MF_ETOOBIG,
+				  "message of %zu bytes is over max_message_mb (%" PRIu64
+				  " MB; Exchange Online's default message size limit is 35 MB)",
+				  item->len, s->cfg->max_message_mb);
+	if ((rc = g_job_path(s, NULL, err)) < 0)
+		return rc;
 	if (!g_goes_json(s, item)) {
 		rc = import_mime(s, f->id, item, id, err);
-		if (rc == 1) {
+		if (rc == 1)
 			mf_log(MF_LOG_INFO, "event=graph_json_fallback mailbox=%s size=%zu reason=413",
 			       s->mailbox, item->len);
+		if (rc == 1 || rc == 2)
 			rc = g_store_json(s, f->id, item, id, err);
-		}
 	} else {
-		if (s->cfg->mode == G_MODE_IMPORT)
+		if (get_path(s->cfg, NULL) == G_MODE_IMPORT)
 			mf_log(MF_LOG_INFO, "event=graph_json_fallback mailbox=%s size=%zu reason=over-4MB",
 			       s->mailbox, item->len);
 		rc = g_store_json(s, f->id, item, id, err);
@@ -643,7 +900,10 @@ static int g_probe(void *snk, void *fh, const struct mf_item *item, char sink_id
 	struct g_snk *s = snk;
 	struct g_folder *f = fh;
 	char id[G_ID_MAX];
-	int rc = g_lookup(s, f->id, item, id, err);
+	/* which path made it decides what "whole" means: decide it first */
+	int rc = g_job_path(s, NULL, err);
+	if (rc >= 0)
+		rc = g_lookup(s, f->id, item, id, err);
 	/* a JSON-made message is whole only with all its attachments */
 	if (rc == 1 && g_goes_json(s, item))
 		rc = g_json_check_whole(s, item, id, err);
@@ -737,7 +997,7 @@ static int g_open(const void *cfg, const struct mf_unit *unit, void **out, struc
 	 * The limit is made by the first open of the mailbox in the process
 	 * and shared by every later one (one job, one configuration). */
 	s->limit = mf_http_limit_get(key.data, s->cfg->concurrency, s->cfg->requests_per_10min,
-				     600000, s->cfg->upload_mb_per_5min << 20, 300000);
+				     600000, s->cfg->upload_mb_per_5min * 1000000, 300000);
 	mf_buf_free(&key);
 	if (!s->limit)
 		goto nomem2;
@@ -752,6 +1012,84 @@ nomem2:
 	free(s->mailbox);
 	free(s);
 	return mf_err_set(err, MF_ENOMEM, "out of memory");
+}
+
+/* GET a well-known folder: its displayName into dn (""), 0 / MF_ENOTFOUND
+ * (no such mailbox or folder) / < 0. */
+static int get_well_known(struct g_snk *s, const char *wk, char *dn, size_t dnsz,
+			  struct mf_err *err)
+{
+	struct mf_buf u = {0};
+	struct mf_http_req req = {0};
+	int rc;
+	dn[0] = '\0';
+	if (user_url(s, &u, "v1.0", "/mailFolders/") < 0 || mf_buf_addstr(&u, wk) < 0 ||
+	    mf_buf_addstr(&u, "?$select=id,displayName") < 0)
+		rc = mf_err_set(err, MF_ENOMEM, "out of memory");
+	else
+		rc = g_request(s, &req, "GET", u.data, NULL, NULL, NULL, err);
+	if (rc == 0)
+		mf_json_get_str(req.resp.data, req.resp.data + req.resp.len, "displayName", dn, dnsz);
+	mf_buf_free(&u);
+	mf_http_req_free(&req);
+	return rc;
+}
+
+static void g_close(void *snk);
+
+static int g_open_read(const void *cfg, const struct mf_unit *unit, void **out, struct mf_err *err)
+{
+	int rc = g_open(cfg, unit, out, err);
+	if (rc < 0)
+		return rc;
+	struct g_snk *s = *out;
+	char dn[256];
+	s->read_only = true;
+	/* the mailbox is there when its inbox is */
+	if ((rc = get_well_known(s, "inbox", dn, sizeof(dn), err)) < 0) {
+		mf_err_prefix(err, "mailbox %s", unit->mailbox);
+		g_close(s);
+		*out = NULL;
+	}
+	return rc;
+}
+
+/* For plan: log in, decide the path, show where the role folders are. */
+static int g_check(const void *cfg, const struct mf_unit *unit, struct mf_err *err)
+{
+	void *p = NULL;
+	int rc = g_open_read(cfg, unit, &p, err);
+	if (rc < 0)
+		return rc;
+	struct g_snk *s = p;
+	const char *why = "";
+	struct mf_buf n = {0};
+	if ((rc = g_job_path(s, &why, err)) < 0)
+		goto out;
+	mf_buf_printf(&n, "%s (%s); needs %s. Role folders by well-known name:",
+		      rc == G_MODE_IMPORT ? "path importMime (beta), JSON on 403/404/400"
+					  : "path JSON (v1.0)",
+		      why, rc == G_MODE_IMPORT ? "Mail-Advanced.ReadWrite.All + Mail.ReadWrite"
+					       : "Mail.ReadWrite");
+	for (int r = MF_ROLE_INBOX; r <= MF_ROLE_ARCHIVE; r++) {
+		char dn[128];
+		const char *wk = role_name((enum mf_role)r);
+		rc = get_well_known(s, wk, dn, sizeof(dn), err);
+		if (rc == MF_ENOTFOUND) {
+			snprintf(dn, sizeof(dn), "(none)");
+			rc = 0;
+		}
+		if (rc < 0)
+			goto out;
+		mf_buf_printf(&n, " %s=%s", wk, dn);
+	}
+	mf_err_clear(err);
+	snprintf(err->msg, sizeof(err->msg), "%s", n.data ? n.data : "");
+	rc = 0;
+out:
+	mf_buf_free(&n);
+	g_close(s);
+	return rc;
 }
 
 static void g_close(void *snk)
@@ -778,7 +1116,9 @@ const struct mf_sink_ops mf_sink_graph = {
 	.configure = g_configure,
 	.free_config = g_free_config,
 	.caps = g_caps,
+	.check = g_check,
 	.open = g_open,
+	.open_read = g_open_read,
 	.folder = g_folder,
 	.probe = g_probe,
 	.store = g_store,

@@ -4,6 +4,8 @@
 #ifndef MF_SINK_GRAPH_H
 #define MF_SINK_GRAPH_H
 
+#include <pthread.h>
+
 #include "engine/normalize/mimeenc.h"
 #include "engine/sink.h"
 #include "sinks/http/http.h"
@@ -12,11 +14,18 @@
 #define G_ID_MAX 256
 /* The request body cap Graph applies to MIME and JSON creates. */
 #define G_MAX_REQUEST ((size_t)4 << 20)
-/* Bigger messages are skipped (attachment upload sessions stop at 150 MB). */
-#define G_MAX_MESSAGE ((size_t)150 << 20)
-/* Attachments at least this big go through an upload session. */
+/* The most max_message_mb may be (attachment upload sessions stop at 150
+ * MB), and its default: Exchange Online's default message size limit. */
+#define G_MAX_MESSAGE ((size_t)150000000)
+#define G_DEFAULT_MESSAGE_MB 35
+/* Attachments at least this big go through an upload session ("under 3 MB"
+ * is a single POST; less than 3,000,000 is under 3 MB on both readings). A
+ * service that reads 3 MiB refuses smaller sessions: those are POSTed after
+ * all. */
 #define G_SESSION_MIN ((size_t)3000000)
-#define G_CHUNK ((size_t)4 << 20)
+/* Upload chunks: "less than 4 MB" on either reading of MB, and a multiple
+ * of 320 KiB (12 x 327,680 = 3,932,160). */
+#define G_CHUNK ((size_t)12 * 327680)
 /* Outlook's per app+mailbox limits, the most the pacing keys accept. */
 #define G_MAX_CONCURRENCY 4
 #define G_MAX_REQUESTS_10MIN 10000
@@ -25,6 +34,17 @@
 #define G_LIST_TOP "500"
 
 enum { G_MODE_IMPORT = 0, G_MODE_JSON = 1 };
+
+/* Which path a job's messages take, decided once per job (the first store
+ * or check) and shared by every mailbox of the job: importMime needs the
+ * beta endpoint (global cloud only) and the Mail-Advanced.ReadWrite.All
+ * application role; without either, every message goes the JSON way. */
+struct g_path {
+	pthread_mutex_t mu;
+	int decided; /* 0 not yet; 1 decided */
+	int mode;    /* G_MODE_IMPORT or G_MODE_JSON */
+	char why[200];
+};
 
 struct g_cfg {
 	char *graph_url; /* without trailing '/' */
@@ -39,6 +59,8 @@ struct g_cfg {
 	unsigned concurrency;
 	uint64_t requests_per_10min;
 	uint64_t upload_mb_per_5min;
+	uint64_t max_message_mb; /* [sink] max_message_mb, MB of 1,000,000 bytes */
+	struct g_path *path; /* shared, mutable: see struct g_path */
 };
 
 struct g_folder {
@@ -53,6 +75,7 @@ struct g_snk {
 	char *mbx_esc; /* URL-escaped */
 	struct mf_http_limit *limit;
 	struct g_folder *folders;
+	bool read_only; /* opened by open_read: folder() only finds */
 	char token[G_TOKEN_MAX]; /* secret: the token the last request used */
 };
 
@@ -91,8 +114,8 @@ int g_get_pages(struct g_snk *s, struct mf_buf *u,
 int g_lookup(struct g_snk *s, const char *fid, const struct mf_item *item, char id[G_ID_MAX],
 	     struct mf_err *err);
 
-/* The JSON path: create the message in fid as JSON (non-draft, dates,
- * flags), then its attachments (inline or by upload session). A message
+/* The JSON path: create the message in fid as JSON (a draft only when the
+ * item is one; dates, flags), then its attachments (inline or by upload session). A message
  * found after an ambiguous create gets the attachments it lacks; one whose
  * attachments fail is deleted again. */
 int g_store_json(struct g_snk *s, const char *fid, const struct mf_item *item, char id[G_ID_MAX],
@@ -116,7 +139,14 @@ int g_json_check_whole(struct g_snk *s, const struct mf_item *item, const char *
  * thread; errors only through o->err. (A candidate for mimeenc.h.) */
 void g_hdr_decode(const char *in, size_t len, struct mf_out *o);
 
-/* Does `item` go the JSON way (mode json, or too big for importMime)? */
+/* Does `item` go the JSON way (mode json, importMime unavailable to the
+ * job, a draft, or too big for importMime)? */
 bool g_goes_json(const struct g_snk *s, const struct mf_item *item);
+
+/* The job's path (struct g_path), deciding it on the first call: mode =
+ * json, a national-cloud graph_url (no importMime there) or a token
+ * without Mail-Advanced.ReadWrite.All make it JSON. Its reason in *why
+ * (borrowed from the config). G_MODE_* or a negative code. */
+int g_job_path(struct g_snk *s, const char **why, struct mf_err *err);
 
 #endif

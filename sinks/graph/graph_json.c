@@ -1,8 +1,10 @@
 /* graph_json.c - the v1.0 JSON path: the message rebuilt as a Graph message
  * resource (subject, addresses, body, Message-ID, dates and flags set in the
- * create so that it is not a draft), then its attachments: inline below
- * 3 MB, through upload sessions (chunks <= 4 MiB) up to 150 MB. MIME
- * fidelity is lost on this path by design (see cloud-sinks.md §1.3).
+ * create, PR_MESSAGE_FLAGS read and unsent bits from the item's flags: a
+ * draft stays a draft, anything else is not one), then its attachments
+ * (inline parts with isInline and contentId): a POST below 3,000,000 bytes,
+ * upload sessions (chunks of 12 x 320 KiB) up to 150 MB. MIME fidelity is
+ * lost on this path by design (see cloud-sinks.md §1.3).
  * Subject and display names are decoded from RFC 2047 encoded words. */
 #include <ctype.h>
 #include <curl/curl.h>
@@ -426,22 +428,54 @@ static int chunk_landed(void *arg, struct mf_http_req *req, struct mf_err *err)
 	return rc;
 }
 
-/* Add attachment number `index` (0-based, in MIME order) to msg_id. */
+/* An inline part (an image the HTML body shows by "cid:"): its Content-ID
+ * without angle brackets into cid, when it has one and is not marked
+ * "attachment"; else cid is "". */
+static void inline_cid(const unsigned char *p, const struct mf_part *pt, char *cid, size_t n)
+{
+	size_t fs, fe, vs, ve;
+	size_t hlen = pt->hend - pt->start;
+	const unsigned char *h = p + pt->start;
+	cid[0] = '\0';
+	if (mf_mime_field(h, hlen, "Content-Disposition", &fs, &fe, &vs, &ve)) {
+		while (vs < ve && (h[vs] == ' ' || h[vs] == '\t' || h[vs] == '\r' || h[vs] == '\n'))
+			vs++;
+		if (ve - vs >= 10 && strncasecmp((const char *)h + vs, "attachment", 10) == 0)
+			return;
+	}
+	if (!mf_mime_field(h, hlen, "Content-ID", &fs, &fe, &vs, &ve))
+		return;
+	size_t w = 0;
+	for (size_t i = vs; i < ve && w + 1 < n; i++)
+		if (h[i] != '<' && h[i] != '>' && h[i] != ' ' && h[i] != '\t' && h[i] != '\r' &&
+		    h[i] != '\n' && h[i] != '"')
+			cid[w++] = (char)h[i];
+	cid[w] = '\0';
+}
+
+/* Add attachment number `index` (0-based, in MIME order) to msg_id; `cid`
+ * non-empty makes it an inline one with that contentId. */
 static int add_attachment(struct g_snk *s, const char *msg_id, size_t index, const char *name,
-			  const char *ctype, const unsigned char *data, size_t len, struct mf_err *err)
+			  const char *ctype, const char *cid, const unsigned char *data, size_t len,
+			  struct mf_err *err)
 {
 	struct mf_buf u = {0}, b = {0};
 	struct mf_http_req req = {0};
 	int rc = MF_ENOMEM;
 	struct mf_buf base = {0};
+	bool inline_post = len < G_SESSION_MIN;
 	if (mf_buf_printf(&base, "%s/v1.0/users/%s/messages/", s->cfg->graph_url, s->mbx_esc) < 0 ||
 	    mf_http_escape(&base, msg_id, strlen(msg_id), false) < 0)
 		goto nomem;
-	if (len < G_SESSION_MIN) {
+again:
+	if (inline_post) {
+		u.len = b.len = 0;
 		if (mf_buf_printf(&u, "%s/attachments", base.data) < 0 ||
 		    mf_buf_addstr(&b, "{\"@odata.type\":\"#microsoft.graph.fileAttachment\",\"name\":") < 0 ||
 		    quote_text(&b, (const unsigned char *)name, strlen(name)) < 0 ||
 		    mf_buf_addstr(&b, ",\"contentType\":") < 0 || mf_json_quote(&b, ctype) < 0 ||
+		    (cid[0] && (mf_buf_addstr(&b, ",\"isInline\":true,\"contentId\":") < 0 ||
+				mf_json_quote(&b, cid) < 0)) ||
 		    mf_buf_addstr(&b, ",\"contentBytes\":\"") < 0 || mf_http_base64(&b, data, len) < 0 ||
 		    mf_buf_addstr(&b, "\"}") < 0)
 			goto nomem;
@@ -451,18 +485,40 @@ static int add_attachment(struct g_snk *s, const char *msg_id, size_t index, con
 		rc = g_request(s, &req, "POST", u.data, "application/json", &cr, NULL, err);
 		goto out;
 	}
-	/* upload session */
+	/* upload session ("between 3 MB and 150 MB") */
+	static const long small[] = {400, 0};
 	if (mf_buf_printf(&u, "%s/attachments/createUploadSession", base.data) < 0 ||
 	    mf_buf_addstr(&b, "{\"AttachmentItem\":{\"attachmentType\":\"file\",\"name\":") < 0 ||
 	    quote_text(&b, (const unsigned char *)name, strlen(name)) < 0 ||
 	    mf_buf_printf(&b, ",\"size\":%zu,\"contentType\":", len) < 0 || mf_json_quote(&b, ctype) < 0 ||
-	    mf_buf_addstr(&b, ",\"isInline\":false}}") < 0)
+	    mf_buf_printf(&b, ",\"isInline\":%s", cid[0] ? "true" : "false") < 0 ||
+	    (cid[0] && (mf_buf_addstr(&b, ",\"contentId\":") < 0 || mf_json_quote(&b, cid) < 0)) ||
+	    mf_buf_addstr(&b, "}}") < 0)
 		goto nomem;
 	req.body = b.data;
 	req.body_len = b.len;
-	rc = g_request(s, &req, "POST", u.data, "application/json", NULL, NULL, err);
+	rc = g_request(s, &req, "POST", u.data, "application/json", NULL, small, err);
 	if (rc < 0)
 		goto out;
+	if (req.status == 400) {
+		char code[128] = "";
+		const char *js = req.resp.data, *je = js + req.resp.len, *ee;
+		const char *e = js ? mf_json_member(js, je, "error", &ee) : NULL;
+		if (e)
+			mf_json_get_str(e, ee, "code", code, sizeof(code));
+		/* "3 MB" read as 3 MiB by the service: under that, a single POST
+		 * (it fits the 4 MB request as base64 up to about 3,145,600 bytes) */
+		if (strcmp(code, "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize") == 0) {
+			mf_log(MF_LOG_INFO, "event=graph_attachment_inline mailbox=%s size=%zu reason=%s",
+			       s->mailbox, len, code);
+			mf_http_req_free(&req);
+			req = (struct mf_http_req){0};
+			inline_post = true;
+			goto again;
+		}
+		rc = mf_http_fail(&req, MF_EMSG, err, "create upload session");
+		goto out;
+	}
 	char upload[4096];
 	if (mf_json_get_str(req.resp.data, req.resp.data + req.resp.len, "uploadUrl", upload, sizeof(upload)) < 0) {
 		rc = mf_http_fail(&req, MF_EPROTO, err, "upload session: no uploadUrl");
@@ -607,13 +663,15 @@ static int add_attachments(struct g_snk *s, const char *id, const struct mf_item
 			continue;
 		const struct mf_part *pt = &pl->parts[i];
 		struct mf_out data = {0};
+		char cid[256];
 		int rc;
+		inline_cid(p, pt, cid, sizeof(cid));
 		mf_mime_decode_body(p, pt, &data);
 		if (data.err)
 			rc = mf_err_set(err, MF_ENOMEM, "out of memory");
 		else
 			rc = add_attachment(s, id, k - 1, aname,
-					    pt->type[0] ? pt->type : "application/octet-stream",
+					    pt->type[0] ? pt->type : "application/octet-stream", cid,
 					    (const unsigned char *)data.b.data, data.b.len, err);
 		mf_out_free(&data);
 		if (rc < 0) {
@@ -703,7 +761,10 @@ int g_store_json(struct g_snk *s, const char *fid, const struct mf_item *item, c
 			  "{\"id\":\"SystemTime 0x0039\",\"value\":\"%s\"}]}",
 			  item->flags & MF_FLAG_SEEN ? "true" : "false",
 			  item->flags & MF_FLAG_FLAGGED ? "flagged" : "notFlagged",
-			  1, recv, sent) < 0)
+			  /* PR_MESSAGE_FLAGS: MSGFLAG_READ 0x1, MSGFLAG_UNSENT 0x8
+			   * (a draft); without UNSENT the message is not a draft */
+			  (item->flags & MF_FLAG_SEEN ? 0x1 : 0) | (item->flags & MF_FLAG_DRAFT ? 0x8 : 0),
+			  recv, sent) < 0)
 		goto nomem;
 	if (b.len > G_MAX_REQUEST) {
 		rc = mf_err_set(err, MF_ETOOBIG, "message body alone is %zu bytes of JSON, over Graph's 4 MB request limit",

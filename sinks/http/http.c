@@ -261,18 +261,22 @@ void mf_http_release(void)
 /* ------------------------------------------------------------------------ */
 /* Limits (any thread). */
 
-#define PACE_SLOTS 10
-
+/* A pacer spends its budget smoothly (GCRA, a virtual schedule): each
+ * taken amount moves `tat` on by amount * window / (0.9 max), and a take
+ * is allowed while tat is at most a tenth of the window ahead of now. Any
+ * window then holds at most 1.1 * 0.9 = 0.99 of max, and a burst is at most
+ * a tenth of the budget, so that a limit is never spent in one go (which
+ * provokes 429s that resend whole bodies). */
 struct pacer {
 	uint64_t max, window_ms;
-	uint64_t slot_start[PACE_SLOTS + 1];
-	uint64_t used[PACE_SLOTS + 1];
+	uint64_t tat; /* ms: when the amounts taken so far are paid for */
 };
 
 struct mf_http_limit {
 	char *key;
 	unsigned max_inflight, inflight, peak;
 	struct pacer req, bytes;
+	uint64_t blocked_until; /* ms: a Retry-After the service gave the key */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct mf_http_limit *next;
@@ -323,38 +327,55 @@ unsigned mf_http_limit_inflight(struct mf_http_limit *l, unsigned *peak)
 	return n;
 }
 
-/* The window is cut into PACE_SLOTS slots; the sum over the current slot and
- * the PACE_SLOTS before it covers more than one window, so keeping that sum
- * under `max` keeps every window under it. Returns how long to wait (0 =
- * the amount was taken). */
+/* Take `amount` at `now` (ms): 0 when taken, else how long to wait. */
 static uint64_t pace_take(struct pacer *p, uint64_t amount, uint64_t now)
 {
 	if (!p->max || !p->window_ms)
 		return 0;
-	uint64_t slot_ms = p->window_ms / PACE_SLOTS ? p->window_ms / PACE_SLOTS : 1;
-	uint64_t cur = now / slot_ms;
-	uint64_t sum = 0, oldest = UINT64_MAX;
-	size_t idx = cur % (PACE_SLOTS + 1);
-	if (p->slot_start[idx] != cur) {
-		p->slot_start[idx] = cur;
-		p->used[idx] = 0;
-	}
-	for (size_t i = 0; i <= PACE_SLOTS; i++) {
-		if (p->slot_start[i] + PACE_SLOTS < cur || p->slot_start[i] > cur)
-			continue;
-		sum += p->used[i];
-		if (p->used[i] && p->slot_start[i] < oldest)
-			oldest = p->slot_start[i];
-	}
+	uint64_t eff = p->max - p->max / 10, tau = p->window_ms / 10;
 	if (amount > p->max)
-		amount = p->max; /* a single huge upload: wait for an empty window */
-	if (sum + amount <= p->max) {
-		p->used[idx] += amount;
+		amount = p->max; /* a single huge upload: it waits for an idle pacer */
+	uint64_t t = p->tat > now ? p->tat : now;
+	if (t - now > tau)
+		return t - now - tau;
+	/* the cost rounded up: never faster than the rate */
+	p->tat = t + (amount * p->window_ms + eff - 1) / (eff ? eff : 1);
+	return 0;
+}
+
+/* Under l->mu: 0 when a request of `bytes` may go now (taken), else the ms
+ * to wait (the key's Retry-After, or its pacing). */
+static uint64_t limit_try_locked(struct mf_http_limit *l, uint64_t bytes, uint64_t now)
+{
+	if (l->blocked_until > now)
+		return l->blocked_until - now;
+	/* Check both before taking either. */
+	struct pacer rq = l->req, by = l->bytes;
+	uint64_t w1 = pace_take(&rq, 1, now);
+	uint64_t w2 = pace_take(&by, bytes, now);
+	if (!w1 && !w2) {
+		l->req = rq;
+		l->bytes = by;
 		return 0;
 	}
-	if (oldest == UINT64_MAX)
-		oldest = cur;
-	return (oldest + PACE_SLOTS + 1) * slot_ms - now;
+	return w1 > w2 ? w1 : w2;
+}
+
+uint64_t mf_http_limit_try(struct mf_http_limit *l, uint64_t bytes)
+{
+	pthread_mutex_lock(&l->mu);
+	uint64_t w = limit_try_locked(l, bytes, mf_now_ms());
+	pthread_mutex_unlock(&l->mu);
+	return w;
+}
+
+void mf_http_limit_block(struct mf_http_limit *l, uint64_t ms)
+{
+	pthread_mutex_lock(&l->mu);
+	uint64_t until = mf_now_ms() + ms;
+	if (until > l->blocked_until)
+		l->blocked_until = until;
+	pthread_mutex_unlock(&l->mu);
 }
 
 static void limit_enter(struct mf_http_limit *l, uint64_t bytes)
@@ -365,17 +386,9 @@ static void limit_enter(struct mf_http_limit *l, uint64_t bytes)
 			pthread_cond_wait(&l->cv, &l->mu);
 			continue;
 		}
-		uint64_t now = mf_now_ms();
-		/* Check both before taking either. */
-		struct pacer rq = l->req, by = l->bytes;
-		uint64_t w1 = pace_take(&rq, 1, now);
-		uint64_t w2 = pace_take(&by, bytes, now);
-		if (!w1 && !w2) {
-			l->req = rq;
-			l->bytes = by;
+		uint64_t w = limit_try_locked(l, bytes, mf_now_ms());
+		if (!w)
 			break;
-		}
-		uint64_t w = w1 > w2 ? w1 : w2;
 		mf_log(MF_LOG_INFO, "event=http_pacing key=%s wait_ms=%llu", l->key,
 		       (unsigned long long)w);
 		pthread_mutex_unlock(&l->mu);
@@ -654,8 +667,16 @@ int mf_http_attempt(struct mf_http_req *req, struct mf_err *err)
 	while (!x.done)
 		pthread_cond_wait(&x.cv, &x.mu);
 	pthread_mutex_unlock(&x.mu);
-	if (req->limit)
+	if (req->limit) {
+		/* a throttle's Retry-After holds the key before the slot is
+		 * free again: no other request of it slips out meanwhile */
+		long st = 0;
+		if (x.result == CURLE_OK)
+			curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &st);
+		if ((st == 429 || st == 503 || st == 509) && req->retry_after_ms >= 0)
+			mf_http_limit_block(req->limit, (uint64_t)req->retry_after_ms);
 		limit_leave(req->limit);
+	}
 	req->attempts++;
 	if (!req->resp.data)
 		mf_buf_add(&req->resp, "", 0);
@@ -761,6 +782,7 @@ static int code_for(long st)
 	case 413:
 		return MF_ETOOBIG;
 	case 429:
+	case 509: /* Bandwidth Limit Exceeded: a throttle like 429 */
 		return MF_ETHROTTLED;
 	case 507:
 		return MF_EQUOTA;
@@ -777,7 +799,7 @@ static int code_for(long st)
 static bool retryable(long st)
 {
 	return st == 0 || st == 408 || st == 429 || st == 500 || st == 502 || st == 503 ||
-	       st == 504;
+	       st == 504 || st == 509;
 }
 
 uint64_t mf_http_backoff_ms(int attempt)
@@ -845,10 +867,12 @@ int mf_http_send(struct mf_http_req *req, const long *ok, struct mf_err *err)
 		}
 		/* A create that timed out or got a 5xx may have been stored. 429
 		 * means "not processed". */
-		ambiguous = st != 429;
+		ambiguous = st != 429 && st != 509;
 		uint64_t wait = mf_http_backoff_ms(req->attempts);
-		if ((st == 429 || st == 503) && req->retry_after_ms >= 0)
+		if ((st == 429 || st == 503 || st == 509) && req->retry_after_ms >= 0) {
+			/* (mf_http_attempt has held the whole key as long) */
 			wait = (uint64_t)req->retry_after_ms;
+		}
 		char url[256];
 		size_t ul = strcspn(req->url, "?");
 		snprintf(url, sizeof(url), "%.*s", (int)(ul < 255 ? ul : 255), req->url);

@@ -9,8 +9,8 @@
  * always verified.
  *
  * Retries (mf_http_send): exponential backoff with full jitter, honouring
- * Retry-After on 429 and 503; 500/502/503/504 and transport errors are
- * retried; 400, 403, 404, 409, 413, 507 never; 401 once, after the `reauth`
+ * Retry-After on 429, 503 and 509 (for the whole limit key); 500/502/503/
+ * 504/509 and transport errors are retried; 400, 403, 404, 409, 413, 507 never; 401 once, after the `reauth`
  * hook. A failed *create* (req->create) that may have reached the server
  * (timeout, 5xx) is resolved with the `resolve` hook before sending again.
  *
@@ -57,7 +57,8 @@ struct mf_http_hooks {
 /* A per-key limit shared by every request naming it: at most `max_inflight`
  * at once, and (when non-zero) at most `max_requests` requests and
  * `max_bytes` uploaded bytes in any window of `window_ms`, enforced by
- * waiting (pacing) rather than by collecting 429s. Keys are e.g.
+ * waiting (pacing, smooth: see mf_http_limit_try) rather than by collecting
+ * 429s; a Retry-After one request gets holds for all (mf_http_limit_block). Keys are e.g.
  * "graph:user@example.com". Limits live until the process ends. */
 struct mf_http_limit;
 struct mf_http_limit *mf_http_limit_get(const char *key, unsigned max_inflight,
@@ -66,6 +67,14 @@ struct mf_http_limit *mf_http_limit_get(const char *key, unsigned max_inflight,
 /* For tests: how many requests of this limit are in flight now, and the most
  * ever seen at once. */
 unsigned mf_http_limit_inflight(struct mf_http_limit *l, unsigned *peak);
+/* Take one request of `bytes` from the limit's budgets now, without
+ * waiting: 0 when taken, else how many ms it would have to wait. The
+ * budgets are spent smoothly: at most a tenth of each at once. Any thread. */
+uint64_t mf_http_limit_try(struct mf_http_limit *l, uint64_t bytes);
+/* The service asked the key to wait `ms` (a Retry-After on 429/503/509):
+ * every request of the limit waits until then. mf_http_send does this
+ * itself. Any thread. */
+void mf_http_limit_block(struct mf_http_limit *l, uint64_t ms);
 
 struct mf_http_req {
 	/* --- in (borrowed for the call) --- */
