@@ -86,7 +86,8 @@ check_eq "too big: only the huge message is missing" "$MISSING/$DUPS/$(comm -23 
 	"1/0/INBOX	1600000000"
 problems=$(imapf_report_field x ben-x@example.org problems)
 echo "  ben-x: $problems"
-echo "$problems" | grep -q '"state": "skipped"' && echo "$problems" | grep -q "too big: $((huge_size + 0))\|too big: [0-9]* bytes" &&
+echo "$problems" | grep -q '"state": "skipped"' && echo "$problems" | grep -q "\"size\": $huge_size," &&
+	echo "$problems" | grep -q '"reason": "too-big: [0-9.]* MB > 1 MB"' &&
 	ok "too big: skipped and reported with its size" || bad "too big: not reported with its size ($huge_size bytes)"
 
 # a rerun changes nothing for the good mailbox and fails the others again
