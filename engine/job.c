@@ -1105,9 +1105,23 @@ static int path_from_slashes(struct mf_path *p, const char *s)
 	return 0;
 }
 
-int mf_job_target_folder(const struct mf_job *job, const struct mf_unit *unit,
-			 const struct mf_folder *f, struct mf_path *target, enum mf_role *role)
+/* The role of the top-level folder above folders[i] (NONE if the source
+ * lists none). */
+static enum mf_role top_level_role(const struct mf_folder *folders, size_t n, size_t i)
 {
+	const struct mf_path *p = &folders[i].path;
+	for (size_t j = 0; j < n && p->n > 1; j++)
+		if (folders[j].path.n == 1 && strcmp(folders[j].path.seg[0], p->seg[0]) == 0)
+			return folders[j].role;
+	return MF_ROLE_NONE;
+}
+
+int mf_job_target_folder(const struct mf_job *job, const struct mf_unit *unit,
+			 const struct mf_folder *folders, size_t n, size_t idx,
+			 struct mf_path *target, enum mf_role *role)
+{
+	const struct mf_folder *f = &folders[idx];
+	bool placed = false; /* renamed, or put under a root or archive folder */
 	char *joined = mf_path_join(&f->path, "/");
 	if (!joined)
 		return MF_ENOMEM;
@@ -1142,6 +1156,7 @@ int mf_job_target_folder(const struct mf_job *job, const struct mf_unit *unit,
 			rc = MF_ENOMEM;
 		mf_buf_free(&b);
 		*role = MF_ROLE_NONE;
+		placed = true;
 	} else if (mf_path_copy(&mapped, &f->path) < 0) {
 		rc = MF_ENOMEM;
 	}
@@ -1157,16 +1172,19 @@ int mf_job_target_folder(const struct mf_job *job, const struct mf_unit *unit,
 	if (unit->is_archive && job->archive_folder) {
 		rc = path_from_slashes(target, job->archive_folder);
 		*role = MF_ROLE_NONE;
+		placed = true;
 	}
 	const char *root = unit->pst_path ? (unit->target_root ? unit->target_root : "") : "/";
 	if (rc == 0 && strcmp(root, "/") != 0) {
 		rc = path_from_slashes(target, *root ? root : "Imported");
 		*role = MF_ROLE_NONE;
+		placed = true;
 	}
 	for (size_t i = 0; rc == 0 && i < mapped.n; i++)
 		rc = mf_path_push(target, mapped.seg[i], strlen(mapped.seg[i]));
-	if (mapped.n > 1)
-		*role = MF_ROLE_NONE; /* roles apply to top-level folders only */
+	if (mapped.n > 1) /* a child: its top-level folder's role, where the sink takes it */
+		*role = !placed && job->caps.ancestor_role ? top_level_role(folders, n, idx)
+							   : MF_ROLE_NONE;
 	mf_path_free(&mapped);
 	if (rc < 0) {
 		mf_path_free(target);

@@ -107,11 +107,15 @@ const char *mf_text_utf16(const char *text, size_t len);
 int mf_job_select(struct mf_job *job, const char *users, unsigned shard_i, unsigned shard_n,
 		  FILE *diag);
 
-/* Map a source folder to its target path and role, applying the job's
- * [folders] rules and the unit's TargetRootFolder. Returns 1 if the folder
- * moves (target filled, caller frees with mf_path_free), 0 if excluded,
- * or MF_ENOMEM. */
+/* Map source folder folders[i] (of the n the source listed) to its target
+ * path and role, applying the job's [folders] rules and the unit's
+ * TargetRootFolder. The role is the folder's own for a top-level folder;
+ * for a deeper one, where the sink takes it (caps.ancestor_role) and the
+ * path was neither renamed nor put under a root folder, it is the role of
+ * its top-level folder. Returns 1 if the folder moves (target filled,
+ * caller frees with mf_path_free), 0 if excluded, or MF_ENOMEM. */
 int mf_job_target_folder(const struct mf_job *job, const struct mf_unit *unit,
-			 const struct mf_folder *f, struct mf_path *target, enum mf_role *role);
+			 const struct mf_folder *folders, size_t n, size_t i,
+			 struct mf_path *target, enum mf_role *role);
 
 #endif

@@ -807,7 +807,8 @@ static int run_folder(struct unit_ctx *c, size_t index, struct mf_err *err)
 	char *cursor = NULL, *next = NULL, *target_key = NULL;
 	struct mf_ckpt_rec *recs = NULL;
 	struct outcome *outs = NULL;
-	int rc = mf_job_target_folder(job, c->u, f, &fc.target, &fc.role);
+	int rc = mf_job_target_folder(job, c->u, c->folders, c->nfolders, index, &fc.target,
+				      &fc.role);
 	if (rc == 0) {
 		fc.excluded = true;
 		rc = record_excluded(&fc, err);
@@ -1202,7 +1203,7 @@ int mf_pipeline_dry_run(const struct mf_job *job, struct mf_ckpt *ck, const stru
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct mf_path target;
 		enum mf_role role;
-		int take = mf_job_target_folder(job, u, &folders[i], &target, &role);
+		int take = mf_job_target_folder(job, u, folders, n, i, &target, &role);
 		char *name = mf_path_join(&folders[i].path, "/");
 		if (take < 0 || !name) {
 			free(name);

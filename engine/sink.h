@@ -34,6 +34,12 @@ struct mf_sink_caps {
 	bool ascii_headers;         /* raw 8-bit header fields are RFC 2047-encoded first */
 	bool whole_files;           /* takes each unit's source file whole (PST
 	                               import staging): see upload_file */
+	bool ancestor_role;         /* folder()'s role, for a path deeper than one
+	                               segment, is the role of its top-level folder
+	                               path->seg[0] (the children of Sent go under
+	                               the target's Sent Items whatever the source
+	                               calls Sent); without it roles come with
+	                               top-level folders only */
 	bool archive_rows;          /* takes IsArchive rows: for a unit with
 	                               to_archive set, open() (and check,
 	                               open_read) reach the mailbox's archive,

@@ -293,7 +293,7 @@ static int key_source(const struct mf_job *job, const struct mf_unit *u, bool by
 	for (size_t i = 0; rc == 0 && i < nf; i++) {
 		struct mf_path target;
 		enum mf_role role;
-		int take = mf_job_target_folder(job, u, &folders[i], &target, &role);
+		int take = mf_job_target_folder(job, u, folders, nf, i, &target, &role);
 		if (take <= 0) {
 			rc = take;
 			continue;

@@ -153,6 +153,7 @@ static void g_caps(const void *cfg, struct mf_sink_caps *caps)
 	caps->max_message_bytes = c->max_message_mb * 1000000;
 	caps->needs_message_id = true;
 	caps->needs_date = true;
+	caps->ancestor_role = true; /* children of Sent go under sentitems */
 }
 
 /* ---- requests ---------------------------------------------------------- */
@@ -691,7 +692,7 @@ static int g_folder(void *snk, const struct mf_path *path, enum mf_role role, vo
 		    struct mf_err *err)
 {
 	struct g_snk *s = snk;
-	const char *wk = path->n <= 1 ? role_name(role) : NULL;
+	const char *wk = role_name(role); /* for a deeper path: its top-level folder's */
 	struct g_folder *f;
 	char key[512];
 	/* a top-level folder's children follow it into the role folder its

@@ -525,13 +525,13 @@ TEST(job_archive_rows)
 		struct mf_path t;
 		enum mf_role role;
 		folder_with(&f, "Inbox", NULL, MF_ROLE_INBOX);
-		CHECK_INT(mf_job_target_folder(&job, &job.units[1], &f, &t, &role), 1);
+		CHECK_INT(mf_job_target_folder(&job, &job.units[1], &f, 1, 0, &t, &role), 1);
 		char *p = mf_path_join(&t, "/");
 		CHECK_STR(p, "Online Archive/Inbox");
 		CHECK_INT(role, MF_ROLE_NONE);
 		free(p);
 		mf_path_free(&t);
-		CHECK_INT(mf_job_target_folder(&job, &job.units[0], &f, &t, &role), 1);
+		CHECK_INT(mf_job_target_folder(&job, &job.units[0], &f, 1, 0, &t, &role), 1);
 		p = mf_path_join(&t, "/");
 		CHECK_STR(p, "Inbox");
 		free(p);
@@ -554,6 +554,53 @@ static void folder_with(struct mf_folder *f, const char *a, const char *b, enum 
 	f->role = role;
 }
 
+/* Children of a role folder keep its role where the sink takes that
+ * (caps.ancestor_role: Graph puts Sent/2019 under sentitems, whatever the
+ * source or the mailbox's language calls Sent); renamed or rooted paths and
+ * sinks without the cap get none. */
+TEST(target_folder_ancestor_role)
+{
+	struct mf_job job;
+	memset(&job, 0, sizeof(job));
+	struct mf_unit u = {.target_root = NULL}; /* an IMAP row: merged at the top */
+	struct mf_folder fs[3];
+	struct mf_path t;
+	enum mf_role role;
+	folder_with(&fs[0], "Gesendet", NULL, MF_ROLE_SENT);
+	folder_with(&fs[1], "Gesendet", "2019", MF_ROLE_NONE);
+	folder_with(&fs[2], "Projekte", "2019", MF_ROLE_NONE);
+	CHECK_INT(mf_job_target_folder(&job, &u, fs, 3, 1, &t, &role), 1);
+	CHECK_INT(role, MF_ROLE_NONE); /* the sink does not take it */
+	mf_path_free(&t);
+	job.caps.ancestor_role = true;
+	CHECK_INT(mf_job_target_folder(&job, &u, fs, 3, 0, &t, &role), 1);
+	CHECK_INT(role, MF_ROLE_SENT);
+	mf_path_free(&t);
+	CHECK_INT(mf_job_target_folder(&job, &u, fs, 3, 1, &t, &role), 1);
+	char *s = mf_path_join(&t, "/");
+	CHECK_STR(s, "Gesendet/2019");
+	CHECK_INT(role, MF_ROLE_SENT);
+	free(s);
+	mf_path_free(&t);
+	CHECK_INT(mf_job_target_folder(&job, &u, fs, 3, 2, &t, &role), 1);
+	CHECK_INT(role, MF_ROLE_NONE);
+	mf_path_free(&t);
+	/* renamed: the role goes */
+	struct mf_folder_rename ren[] = {{.from = "Gesendet", .to = "Old/Gesendet"}};
+	job.rules = (struct mf_folder_rules){.rename = ren, .nrename = 1};
+	CHECK_INT(mf_job_target_folder(&job, &u, fs, 3, 1, &t, &role), 1);
+	CHECK_INT(role, MF_ROLE_NONE);
+	mf_path_free(&t);
+	/* under a PST TargetRootFolder: none either */
+	job.rules = (struct mf_folder_rules){0};
+	struct mf_unit p = {.pst_path = "/x.pst", .target_root = "/Old Mail"};
+	CHECK_INT(mf_job_target_folder(&job, &p, fs, 3, 1, &t, &role), 1);
+	CHECK_INT(role, MF_ROLE_NONE);
+	mf_path_free(&t);
+	for (int i = 0; i < 3; i++)
+		mf_path_free(&fs[i].path);
+}
+
 TEST(target_folder_mapping)
 {
 	struct mf_job job;
@@ -563,7 +610,7 @@ TEST(target_folder_mapping)
 	struct mf_path t;
 	enum mf_role role;
 	folder_with(&f, "Inbox", NULL, MF_ROLE_INBOX);
-	CHECK_INT(mf_job_target_folder(&job, &u, &f, &t, &role), 1);
+	CHECK_INT(mf_job_target_folder(&job, &u, &f, 1, 0, &t, &role), 1);
 	char *s = mf_path_join(&t, "/");
 	CHECK_STR(s, "Imported/Inbox");
 	CHECK_INT(role, MF_ROLE_NONE);
@@ -571,7 +618,7 @@ TEST(target_folder_mapping)
 	mf_path_free(&t);
 
 	u.target_root = "/";
-	CHECK_INT(mf_job_target_folder(&job, &u, &f, &t, &role), 1);
+	CHECK_INT(mf_job_target_folder(&job, &u, &f, 1, 0, &t, &role), 1);
 	s = mf_path_join(&t, "/");
 	CHECK_STR(s, "Inbox");
 	CHECK_INT(role, MF_ROLE_INBOX);
@@ -579,7 +626,7 @@ TEST(target_folder_mapping)
 	mf_path_free(&t);
 
 	u.target_root = "/Old Mail/2019";
-	CHECK_INT(mf_job_target_folder(&job, &u, &f, &t, &role), 1);
+	CHECK_INT(mf_job_target_folder(&job, &u, &f, 1, 0, &t, &role), 1);
 	s = mf_path_join(&t, "/");
 	CHECK_STR(s, "Old Mail/2019/Inbox");
 	free(s);
@@ -593,10 +640,10 @@ TEST(target_folder_mapping)
 					     .nexclude = 1, .rename = ren, .nrename = 1};
 	u.target_root = "/";
 	folder_with(&f, "Junk E-mail", NULL, MF_ROLE_JUNK);
-	CHECK_INT(mf_job_target_folder(&job, &u, &f, &t, &role), 0);
+	CHECK_INT(mf_job_target_folder(&job, &u, &f, 1, 0, &t, &role), 0);
 	mf_path_free(&f.path);
 	folder_with(&f, "Projects", "2024", MF_ROLE_NONE);
-	CHECK_INT(mf_job_target_folder(&job, &u, &f, &t, &role), 1);
+	CHECK_INT(mf_job_target_folder(&job, &u, &f, 1, 0, &t, &role), 1);
 	s = mf_path_join(&t, "/");
 	CHECK_STR(s, "Archive/Projects/2024");
 	free(s);
@@ -651,6 +698,7 @@ int main(void)
 	RUN(manifest_mailbox_case_insensitive);
 	RUN(manifest_content_code_page);
 	RUN(target_folder_mapping);
+	RUN(target_folder_ancestor_role);
 	RUN(job_archive_rows);
 	RUN(path_keys_roundtrip);
 	return test_done();
