@@ -26,8 +26,8 @@ for l in $libs; do
 done
 # apt-get download writes into the current directory
 if ! (cd "$dir/debs" && apt-get download -q $want >/dev/null 2>"$dir/debs/download.log"); then
-	echo "courier.sh: apt-get download failed (see $dir/debs/download.log); Courier tests will skip" >&2
-	exit 0
+	echo "courier.sh: apt-get download failed (see $dir/debs/download.log; try apt-get update)" >&2
+	exit 1
 fi
 rm -rf "$dir/root.tmp"
 mkdir -p "$dir/root.tmp"

@@ -45,20 +45,25 @@ probe_cmd mbsync isync
 probe_file /usr/bin/time time
 probe_cmd bc bc
 
-# Cyrus IMAP for the tests, unpacked under build/ (not installed: it conflicts with dovecot-imapd)
-"$(dirname "$0")/cyrus.sh" build/servers/cyrus || echo "deps: Cyrus not unpacked; its tests will skip" >&2
-
-# Courier-IMAP for the tests, unpacked under build/ (it conflicts with dovecot-imapd too)
-"$(dirname "$0")/courier.sh" build/servers/courier || echo "deps: Courier not unpacked; its tests will skip" >&2
-
-if [ ${#need[@]} -eq 0 ]; then
-  exit 0
-fi
-echo "installing: ${need[*]}"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# Cyrus IMAP and Courier-IMAP for the tests, unpacked under build/servers/
+# (not installed: both conflict with dovecot-imapd). apt-get download needs
+# the package lists: on a machine whose lists are empty or stale, update
+# them once and try again.
+servers() {
+  "$(dirname "$0")/cyrus.sh" build/servers/cyrus && "$(dirname "$0")/courier.sh" build/servers/courier
+}
+if ! servers; then
+  $sudo apt-get update -qq || true
+  servers || echo "deps: Cyrus or Courier could not be unpacked; their tests will skip" >&2
+fi
 # Dovecot's package starts a system instance where it can; the tests run
 # their own instances on loopback and need nothing from it.
