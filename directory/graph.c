@@ -51,32 +51,9 @@ void mf_tenant_close(struct mf_tenant *t)
 static int prepare(void *arg, struct mf_http_req *req, struct mf_err *err)
 {
 	struct mf_tenant *t = arg;
-	const struct g_cfg *c = t->cfg;
-	int rc = mf_oauth_token(c->login_url, c->tenant, c->client_id, c->secret, c->scope,
-				t->token, sizeof(t->token), err);
-	if (rc < 0)
-		return rc;
 	curl_slist_free_all(req->headers);
 	req->headers = NULL;
-	struct mf_buf h = {0};
-	struct curl_slist *l = NULL, *n;
-	rc = MF_ENOMEM;
-	if (mf_buf_printf(&h, "Authorization: Bearer %s", t->token) < 0 ||
-	    !(n = curl_slist_append(l, h.data)))
-		goto out;
-	l = n;
-	if (!(n = curl_slist_append(l, "Accept: application/json")))
-		goto out;
-	l = n;
-	req->headers = l;
-	l = NULL;
-	rc = 0;
-out:
-	curl_slist_free_all(l);
-	if (h.data)
-		memset(h.data, 0, h.len);
-	mf_buf_free(&h);
-	return rc;
+	return g_auth_headers(t->cfg, t->token, sizeof(t->token), &req->headers, err);
 }
 
 static int reauth(void *arg, struct mf_http_req *req, struct mf_err *err)

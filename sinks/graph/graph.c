@@ -164,31 +164,49 @@ struct g_call {
 	struct g_create *create;
 };
 
+int g_auth_headers(const struct g_cfg *cfg, char *token, size_t tsz, struct curl_slist **out,
+		   struct mf_err *err)
+{
+	int rc = mf_oauth_token(cfg->login_url, cfg->tenant, cfg->client_id, cfg->secret, cfg->scope,
+				token, tsz, err);
+	if (rc < 0)
+		return rc;
+	struct mf_buf h = {0};
+	struct curl_slist *l = NULL, *n;
+	rc = MF_ENOMEM;
+	if (mf_buf_printf(&h, "Authorization: Bearer %s", token) < 0 ||
+	    !(n = curl_slist_append(l, h.data)))
+		goto out;
+	l = n;
+	if (!(n = curl_slist_append(l, "Accept: application/json")))
+		goto out;
+	*out = n;
+	l = NULL;
+	rc = 0;
+out:
+	curl_slist_free_all(l);
+	if (h.data)
+		memset(h.data, 0, h.len);
+	mf_buf_free(&h);
+	return rc < 0 ? mf_err_set(err, rc, "out of memory") : 0;
+}
+
 static int g_prepare(void *arg, struct mf_http_req *req, struct mf_err *err)
 {
 	struct g_call *c = arg;
 	struct g_snk *s = c->s;
-	const struct g_cfg *cfg = s->cfg;
-	int rc = mf_oauth_token(cfg->login_url, cfg->tenant, cfg->client_id, cfg->secret, cfg->scope,
-				s->token, sizeof(s->token), err);
-	if (rc < 0)
-		return rc;
 	curl_slist_free_all(req->headers);
 	req->headers = NULL;
-	struct mf_buf h = {0};
 	struct curl_slist *l = NULL, *n;
 	char line[160];
-	if (mf_buf_printf(&h, "Authorization: Bearer %s", s->token) < 0)
-		goto nomem;
-	if (!(n = curl_slist_append(l, h.data)))
-		goto nomem;
-	l = n;
+	int rc = g_auth_headers(s->cfg, s->token, sizeof(s->token), &l, err);
+	if (rc < 0)
+		return rc;
 	snprintf(line, sizeof(line), "Content-Type:%s%s", c->ctype ? " " : "", c->ctype ? c->ctype : "");
 	if (!(n = curl_slist_append(l, line)))
 		goto nomem;
 	l = n;
-	if (!(n = curl_slist_append(l, "Accept: application/json")) || !(l = n) ||
-	    !(n = curl_slist_append(l, "Expect:")))
+	if (!(n = curl_slist_append(l, "Expect:")))
 		goto nomem;
 	l = n;
 	if (c->create && c->create->item && c->create->item->idem) {
@@ -202,14 +220,9 @@ static int g_prepare(void *arg, struct mf_http_req *req, struct mf_err *err)
 			l = n;
 		}
 	}
-	memset(h.data, 0, h.len);
-	mf_buf_free(&h);
 	req->headers = l;
 	return 0;
 nomem:
-	if (h.data)
-		memset(h.data, 0, h.len);
-	mf_buf_free(&h);
 	curl_slist_free_all(l);
 	return mf_err_set(err, MF_ENOMEM, "out of memory");
 }

@@ -92,6 +92,14 @@ struct g_create {
 };
 
 /* find for a message: g_lookup of c->item in c->fid. */
+/* A token for cfg (cached in token[tsz], fetched or refreshed as needed)
+ * and the headers every Graph request carries: Authorization and Accept.
+ * *out gets the new list (caller appends to it, curl frees it). The one
+ * place a Graph request is authorized: the sink and the coexistence
+ * pre-flight (directory/graph.c) both use it. */
+int g_auth_headers(const struct g_cfg *cfg, char *token, size_t tsz, struct curl_slist **out,
+		   struct mf_err *err);
+
 int g_find_message(struct g_snk *s, struct g_create *c, struct mf_err *err);
 
 /* One Graph request with bearer auth and the mailbox limit. `ctype` NULL =
